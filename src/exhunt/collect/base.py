@@ -1,0 +1,74 @@
+"""What a collection (live install, triage copy, zip) offers to the readers.
+
+A collection knows where things are, never what they mean. Paths shown to the
+user are relative to the collection root, '/'-separated, as they appear in it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+from exhunt.model import InputProblem
+
+
+class ArtifactKind(StrEnum):
+    HTTPPROXY_LOG = "httpproxy"          # Logging/HttpProxy/<Protocol>/*.LOG
+    ECP_SERVER_LOG = "ecp-server"        # Logging/ECP/Server/*.LOG
+    OAB_GENERATOR_LOG = "oab-generator"  # Logging/OABGeneratorLog/**
+    RPS_HTTP_LOG = "rps-http"            # Logging/CmdletInfra/Powershell-Proxy/Http/*
+    RPS_CMDLET_LOG = "rps-cmdlet"        # Logging/CmdletInfra/Powershell-Proxy/Cmdlet/*
+    IIS_LOG = "iis"                      # inetpub/logs/LogFiles/W3SVC*/*.log
+    EVTX = "evtx"                        # Windows/System32/winevt/Logs/*.evtx
+    EVENT_EXPORT = "event-export"        # wevtutil XML or Get-WinEvent JSON exports
+    WEB_FILE = "web-file"                # files under web roots (for the web-shell checks)
+    OTHER_FILE = "other-file"            # ProgramData, Windows/Temp, ... (post-exploitation)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    kind: ArtifactKind
+    path: str                 # relative to the collection root, '/'-separated
+    size: int
+    mtime: datetime | None = None
+    protocol: str | None = None   # HttpProxy protocol folder ("Ecp", "Owa", ...)
+    exchange_root: str | None = None  # relative path of the Exchange install it belongs to
+
+
+class Collection(ABC):
+    """One server's files, wherever they come from. Re-openable from `source` in any process."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[InputProblem] = []
+
+    @abstractmethod
+    def artifacts(self) -> Iterator[Artifact]:
+        """Every artifact found, each once. Problems met on the way go to `problems`."""
+
+    @abstractmethod
+    def open(self, artifact: Artifact) -> BinaryIO:
+        """Raw bytes of the artifact (compressed rotations stay compressed)."""
+
+    def local_path(self, artifact: Artifact) -> Path | None:
+        """A real file on disk holding the artifact, when there is one (lets readers mmap)."""
+        return None
+
+    @property
+    def exchange_roots(self) -> list[str]:
+        """Relative paths of the Exchange installs found (folders holding Logging/HttpProxy)."""
+        return []
+
+    def close(self) -> None:
+        """Release open handles (zip files)."""
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

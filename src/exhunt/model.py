@@ -1,0 +1,179 @@
+"""Plain typed records shared by every part: log records, findings, verdicts, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+
+
+class Severity(IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Stage(StrEnum):
+    PROBE = "probe"
+    EXPLOIT = "exploit"
+    BACKDOOR = "backdoor"
+    REENTRY = "reentry"
+    POST_EXPLOITATION = "post-exploitation"
+
+
+class Verdict(IntEnum):
+    """The verdict ladder: each step includes the one below."""
+
+    CLEAN = 0
+    PROBED = 1
+    EXPLOITED = 2
+    BACKDOORED = 3
+    REENTERED = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class RecordKind(StrEnum):
+    """What a record was read from; checks name the kinds they read."""
+
+    HTTPPROXY = "httpproxy"
+    ECP_SERVER = "ecp-server"
+    OAB_GENERATOR = "oab-generator"
+    RPS_HTTP = "rps-http"
+    RPS_CMDLET = "rps-cmdlet"
+    IIS = "iis"
+    EVENT = "event"
+    FILE = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One line (or event) of a log, columns by the name its own header gives."""
+
+    kind: RecordKind
+    artifact: str
+    line: int | None
+    timestamp: datetime | None
+    fields: Mapping[str, str]
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.fields.get(name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    title: str
+    severity: Severity
+    stage: Stage
+    cves: tuple[str, ...]
+    timestamp: datetime | None
+    artifact: str
+    line: int | None
+    evidence: str
+    client_ip: str | None = None
+    webshell_path: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "check": self.check,
+            "title": self.title,
+            "severity": self.severity.label,
+            "stage": self.stage.value,
+            "cves": list(self.cves),
+            "timestamp": iso(self.timestamp),
+            "artifact": self.artifact,
+            "line": self.line,
+            "evidence": self.evidence,
+            "client_ip": self.client_ip,
+            "webshell_path": self.webshell_path,
+        }
+
+
+@dataclass(slots=True)
+class KindCoverage:
+    """How much of one log family was read, and the window it covers."""
+
+    files: int = 0
+    records: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add_window(self, first: datetime | None, last: datetime | None) -> None:
+        if first is not None and (self.first is None or first < self.first):
+            self.first = first
+        if last is not None and (self.last is None or last > self.last):
+            self.last = last
+
+    def merge(self, other: KindCoverage) -> None:
+        self.files += other.files
+        self.records += other.records
+        self.add_window(other.first, other.last)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "records": self.records,
+            "first": iso(self.first),
+            "last": iso(self.last),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """Something in the input that could not be read; the run goes on."""
+
+    artifact: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"artifact": self.artifact, "message": self.message}
+
+
+@dataclass(slots=True)
+class HostInfo:
+    name: str | None = None
+    exchange_build: str | None = None
+
+
+@dataclass(slots=True)
+class HuntReport:
+    source: str
+    host: HostInfo = field(default_factory=HostInfo)
+    verdict: Verdict = Verdict.CLEAN
+    first_exploitation: datetime | None = None
+    coverage: dict[str, KindCoverage] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InputProblem] = field(default_factory=list)
+    exchange_found: bool = False
+    unreadable: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "host": {"name": self.host.name, "exchange_build": self.host.exchange_build},
+            "verdict": self.verdict.label,
+            "first_exploitation": iso(self.first_exploitation),
+            "coverage": {kind: cov.to_json() for kind, cov in sorted(self.coverage.items())},
+            "findings": [f.to_json() for f in self.findings],
+            "errors": [e.to_json() for e in self.errors],
+        }
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 UTC with a trailing Z, or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")

@@ -23,6 +23,8 @@ class ReadStats:
     first: datetime | None = None
     last: datetime | None = None
     problems: list[InputProblem] = field(default_factory=list)
+    # Header facts a log states about itself ("Version" of an Exchange log is the build).
+    meta: dict[str, str] = field(default_factory=dict)
 
     def seen(self, when: datetime | None) -> None:
         if when is None:

@@ -1,0 +1,97 @@
+"""Checks judge records and never parse. A check registers itself by being defined.
+
+A check names the record kinds it reads and the literals that a line must hold
+for it to matter (the prefilter runs those before any line is parsed). `feed`
+sees each record; `finalize` sees the whole picture once every record was fed,
+for judgements over many records (an attacker's chain, a shell used later).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+
+_REGISTRY: dict[str, type[Check]] = {}
+MAX_EVIDENCE_CHARS = 2000
+
+
+@dataclass(slots=True)
+class HuntContext:
+    """What checks may know about the server besides its records."""
+
+    exchange_roots: list[str] = field(default_factory=list)
+    shells_named: dict[str, Finding] = field(default_factory=dict)
+
+
+class Check(ABC):
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[Severity]
+    stage: ClassVar[Stage]
+    cves: ClassVar[tuple[str, ...]] = ()
+    kinds: ClassVar[frozenset[RecordKind]]
+    # Lines without any of these (case-insensitive) never reach the check.
+    # None means the check must see every record of its kinds.
+    literals: ClassVar[tuple[str, ...] | None] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "__abstractmethods__", None):
+            return
+        if cls.id in _REGISTRY and _REGISTRY[cls.id] is not cls:
+            raise TypeError(f"two checks share the id {cls.id!r}")
+        _REGISTRY[cls.id] = cls
+
+    def __init__(self, context: HuntContext) -> None:
+        self.context = context
+
+    @abstractmethod
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        """Findings that one record shows on its own (often none)."""
+
+    def finalize(self) -> Iterable[Finding]:
+        """Findings over everything fed."""
+        return ()
+
+    def finding(
+        self,
+        record: LogRecord | None,
+        evidence: str,
+        *,
+        title: str | None = None,
+        severity: Severity | None = None,
+        stage: Stage | None = None,
+        timestamp: datetime | None = None,
+        client_ip: str | None = None,
+        webshell_path: str | None = None,
+    ) -> Finding:
+        return Finding(
+            check=self.id,
+            title=title or self.title,
+            severity=self.severity if severity is None else severity,
+            stage=self.stage if stage is None else stage,
+            cves=self.cves,
+            timestamp=timestamp if timestamp is not None or record is None else record.timestamp,
+            artifact=record.artifact if record else "",
+            line=record.line if record else None,
+            evidence=bound(evidence),
+            client_ip=client_ip,
+            webshell_path=webshell_path,
+        )
+
+
+def registered_checks() -> Iterator[type[Check]]:
+    # Importing the families defines (and so registers) their checks.
+    from exhunt.checks import families  # noqa: F401
+
+    yield from (_REGISTRY[key] for key in sorted(_REGISTRY))
+
+
+def bound(text: str, limit: int = MAX_EVIDENCE_CHARS) -> str:
+    """Evidence is quoted, never unbounded: a hostile line may be megabytes long."""
+    return text if len(text) <= limit else text[: limit - 12] + " [truncated]"

@@ -1,0 +1,191 @@
+"""The request trail: IIS front-end logs (and HttpProxy) show attack paths and shells reached."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from exhunt.checks.base import Check, HuntContext
+from exhunt.intel import indicators
+from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+
+_PL = indicators("proxylogon")
+_IIS = _PL["iis"]
+_URLS = _PL["webshell_urls"]
+_ATTACK_PATHS = frozenset(p.lower() for p in _IIS["attack_post_paths"])
+_ATTACK_PATTERN = re.compile(_IIS["attack_post_pattern"], re.IGNORECASE)
+_SCRIPT_EXT = tuple(_URLS["script_extensions"])
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The parts of a web request the trail checks judge, whichever log it came from."""
+
+    record: LogRecord
+    client: str
+    method: str
+    path: str
+    status: str
+    agent: str
+
+    @property
+    def answered_ok(self) -> bool:
+        return self.status.startswith("2")
+
+
+def request_of(record: LogRecord) -> Request | None:
+    if record.kind is RecordKind.IIS:
+        path = record.get("cs-uri-stem")
+        return Request(record, record.get("c-ip"), record.get("cs-method").upper(), path,
+                       record.get("sc-status"), record.get("cs(User-Agent)").replace("+", " "))
+    if record.kind is RecordKind.HTTPPROXY:
+        return Request(record, record.get("ClientIpAddress"), record.get("Method").upper(),
+                       record.get("UrlStem"), record.get("HttpStatus"), record.get("UserAgent"))
+    return None
+
+
+def is_shell_location(path: str) -> bool:
+    """A script page where Exchange has none of its own: where shells were planted."""
+    low = path.lower()
+    if not low.endswith(_SCRIPT_EXT):
+        return False
+    if low.count("/") == 1:
+        return True  # the web root itself holds no script pages on an Exchange server
+    if any(low.startswith(folder) for folder in _URLS["suspect_folders"]):
+        return True
+    if low.startswith("/owa/auth/"):
+        return low.rsplit("/", 1)[-1] not in _URLS["product_owa_auth_pages"]
+    return False
+
+
+@dataclass(slots=True)
+class _Tally:
+    first: Request
+    count: int = 0
+    last: datetime | None = None
+    statuses: set[str] = field(default_factory=set)
+
+    def add(self, request: Request) -> None:
+        self.count += 1
+        self.statuses.add(request.status)
+        when = request.record.timestamp
+        if when is not None and (self.last is None or when > self.last):
+            self.last = when
+
+
+class AttackPathPosts(Check):
+    id = "iis.attack-post"
+    title = "ProxyLogon: forged requests reached the back end (front-end web log)"
+    severity = Severity.HIGH
+    stage = Stage.EXPLOIT
+    cves = ("CVE-2021-26855",)
+    kinds = frozenset({RecordKind.IIS})
+    literals = ("POST /ecp/", "POST /owa/auth/")
+
+    def __init__(self, context: HuntContext) -> None:
+        super().__init__(context)
+        self._tallies: dict[tuple[str, bool], _Tally] = {}
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        request = request_of(record)
+        if request is None or request.method != "POST":
+            return ()
+        path = request.path.lower()
+        if path not in _ATTACK_PATHS and not _ATTACK_PATTERN.match(path):
+            return ()
+        ok = request.status in _IIS["success_statuses"]
+        tally = self._tallies.setdefault((request.client, ok), _Tally(request))
+        tally.add(request)
+        return ()
+
+    def finalize(self) -> Iterable[Finding]:
+        for (client, ok), tally in sorted(self._tallies.items()):
+            first = tally.first
+            text = (f"{tally.count} POSTs from {client} to static files used to carry the "
+                    f"forged cookie (first: {first.method} {first.path}, UA {first.agent!r}), "
+                    f"answered {', '.join(sorted(tally.statuses))}")
+            if ok:
+                yield self.finding(first.record, text, client_ip=client or None)
+            else:
+                yield self.finding(first.record, text, title="ProxyLogon attempt on the web "
+                                   "front end (no success)", severity=Severity.MEDIUM,
+                                   stage=Stage.PROBE, client_ip=client or None)
+
+
+class AttackToolAgent(Check):
+    id = "iis.tool-agent"
+    title = "Requests by an Exchange exploit tool's user agent"
+    severity = Severity.LOW
+    stage = Stage.PROBE
+    cves = ("CVE-2021-26855",)
+    kinds = frozenset({RecordKind.IIS})
+    literals = ("ExchangeServicesClient/0.0.0.0", "antSword/")
+
+    def __init__(self, context: HuntContext) -> None:
+        super().__init__(context)
+        self._tallies: dict[str, _Tally] = {}
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        request = request_of(record)
+        distinctive = ("ExchangeServicesClient/0.0.0.0", "antSword/")
+        if request is not None and any(ua in request.agent for ua in distinctive):
+            self._tallies.setdefault(request.client, _Tally(request)).add(request)
+        return ()
+
+    def finalize(self) -> Iterable[Finding]:
+        for client, tally in sorted(self._tallies.items()):
+            yield self.finding(tally.first.record, f"{tally.count} requests from {client} with "
+                               f"user agent {tally.first.agent!r}, first to "
+                               f"{tally.first.path}", client_ip=client or None)
+
+
+class ShellRequests(Check):
+    """Requests for script pages where Exchange has none: a planted shell used, or looked for."""
+
+    id = "webshell.request"
+    title = "A web shell was used: requests to a planted page answered with success"
+    severity = Severity.CRITICAL
+    stage = Stage.REENTRY
+    cves = ()
+    kinds = frozenset({RecordKind.IIS, RecordKind.HTTPPROXY})
+    literals = _SCRIPT_EXT
+
+    def __init__(self, context: HuntContext) -> None:
+        super().__init__(context)
+        self._used: dict[tuple[str, str], _Tally] = {}
+        self._looked: dict[str, _Tally] = {}
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        request = request_of(record)
+        if request is None or not is_shell_location(request.path):
+            return ()
+        if request.answered_ok:
+            key = (request.path.lower(), request.client)
+            self._used.setdefault(key, _Tally(request)).add(request)
+        else:
+            self._looked.setdefault(request.client, _Tally(request)).add(request)
+        return ()
+
+    def finalize(self) -> Iterable[Finding]:
+        for (path, client), tally in sorted(self._used.items()):
+            first = tally.first
+            yield self.finding(
+                first.record,
+                f"{tally.count} requests from {client} to {first.path} answered "
+                f"{', '.join(sorted(tally.statuses))} (first {first.method}, UA "
+                f"{first.agent!r}); last at {tally.last}",
+                client_ip=client or None,
+                webshell_path=path,
+            )
+        for client, tally in sorted(self._looked.items()):
+            yield self.finding(
+                tally.first.record,
+                f"{tally.count} requests from {client} for script pages that are not there "
+                f"(e.g. {tally.first.path}, answered {', '.join(sorted(tally.statuses))})",
+                title="Someone looked for web shells (none answered)",
+                severity=Severity.LOW,
+                stage=Stage.PROBE,
+                client_ip=client or None,
+            )

@@ -1,0 +1,260 @@
+"""ProxyLogon (CVE-2021-26855, -26857, -26858, -27065): the trail in Exchange's own logs."""
+
+from __future__ import annotations
+
+import ntpath
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from exhunt.checks.base import Check, HuntContext
+from exhunt.intel import indicators
+from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+
+_PL = indicators("proxylogon")
+_SSRF = _PL["ssrf"]
+_MARKUP = re.compile(r"<\s*/?\s*[a-z][a-z0-9]*[^>]*>", re.IGNORECASE)
+_DOWNLOAD_FAILED = re.compile(
+    re.escape(_PL["oab"]["download_failed"]) + r"\s+(.*?)\s+needs to be removed", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgedRequest:
+    """One request whose forged cookie named a back-end target."""
+
+    record: LogRecord
+    target_host: str
+    path: str          # lower-cased path the front end was asked to fetch
+    status: str
+
+    @property
+    def by_scanner(self) -> bool:
+        return self.target_host in _SSRF["scanner_targets"]
+
+    @property
+    def succeeded(self) -> bool:
+        """The forged request reached the back end and was answered."""
+        if self.by_scanner:
+            return False
+        if _SSRF["step_login"] in self.path:
+            return self.status == str(_SSRF["login_success_status"])
+        if _SSRF["step_ddi"] in self.path:
+            return self.status == str(_SSRF["ddi_success_status"])
+        if self.path.startswith(_SSRF["step_autodiscover"]):
+            return False  # autodiscover-only chains are failed attempts (CSS-Exchange #306)
+        return self.status.startswith("2")
+
+    def describe(self) -> str:
+        when = self.record.timestamp.strftime("%Y-%m-%d %H:%M:%S") if self.record.timestamp else "?"
+        return f"{when}  {self.path or '/'}  -> HTTP {self.status or '?'}"
+
+
+def forged_request(record: LogRecord) -> ForgedRequest | None:
+    anchor = record.get("AnchorMailbox")
+    cookie = record.get("BackEndCookie")
+    target = ""
+    if anchor[: len(_SSRF["anchor_prefix"])].lower() == _SSRF["anchor_prefix"].lower():
+        target = anchor[len(_SSRF["anchor_prefix"]) :]
+    elif cookie[: len(_SSRF["cookie_prefix"])].lower() == _SSRF["cookie_prefix"].lower():
+        # Server~<host>/<path>~<version>: only a path makes it a forgery.
+        target = cookie[len(_SSRF["cookie_prefix"]) :].rsplit("~", 1)[0]
+    if "/" not in target:
+        return None
+    host, _, path = target.partition("/")
+    host = host.rsplit("@", 1)[-1].lower()
+    host = host.split("]", 1)[0] + "]" if host.startswith("[") else host.split(":", 1)[0]
+    return ForgedRequest(record, host, "/" + path.lower(), record.get("HttpStatus"))
+
+
+class ProxyLogonSsrf(Check):
+    id = "proxylogon.ssrf"
+    title = "ProxyLogon: forged requests reached the Exchange back end"
+    severity = Severity.CRITICAL
+    stage = Stage.EXPLOIT
+    cves = ("CVE-2021-26855",)
+    kinds = frozenset({RecordKind.HTTPPROXY})
+    literals = (_SSRF["anchor_prefix"], _SSRF["cookie_prefix"])
+
+    def __init__(self, context: HuntContext) -> None:
+        super().__init__(context)
+        self._by_client: dict[str, list[ForgedRequest]] = defaultdict(list)
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        forged = forged_request(record)
+        if forged is not None:
+            self._by_client[record.get("ClientIpAddress") or "unknown"].append(forged)
+        return ()
+
+    def finalize(self) -> Iterable[Finding]:
+        for client, steps in sorted(self._by_client.items()):
+            steps.sort(key=lambda s: (s.record.timestamp is None, s.record.timestamp))
+            yield self._judge(client, steps)
+
+    def _judge(self, client: str, steps: list[ForgedRequest]) -> Finding:
+        chain = "\n".join(step.describe() for step in steps[:40])
+        if len(steps) > 40:
+            chain += f"\n... {len(steps) - 40} more"
+        ip = None if client == "unknown" else client
+        successes = [s for s in steps if s.succeeded]
+        if successes:
+            first = successes[0]
+            return self.finding(
+                first.record,
+                f"{len(successes)} of {len(steps)} forged requests from {client} "
+                f"succeeded:\n{chain}",
+                client_ip=ip,
+            )
+        first = steps[0]
+        if all(s.by_scanner for s in steps):
+            return self.finding(
+                first.record,
+                f"{len(steps)} scanner probes (target localhost) from {client}:\n{chain}",
+                title="ProxyLogon scanner probe (no effect)",
+                severity=Severity.LOW,
+                stage=Stage.PROBE,
+                client_ip=ip,
+            )
+        return self.finding(
+            first.record,
+            f"{len(steps)} forged requests from {client}, none answered with success:\n{chain}",
+            title="Failed ProxyLogon attempt",
+            severity=Severity.MEDIUM,
+            stage=Stage.PROBE,
+            client_ip=ip,
+        )
+
+
+class ProxyLogonVdirReset(Check):
+    id = "proxylogon.vdir-reset"
+    title = "ProxyLogon: a virtual directory reset wrote a file (the web shell)"
+    severity = Severity.CRITICAL
+    stage = Stage.BACKDOOR
+    cves = ("CVE-2021-26855", "CVE-2021-27065")
+    kinds = frozenset({RecordKind.HTTPPROXY})
+    literals = (_SSRF["anchor_prefix"],)
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        forged = forged_request(record)
+        if forged is None or forged.by_scanner:
+            return
+        path = forged.path
+        if "reset" in path and path.endswith(_SSRF["reset_marker"]) and forged.status == "200":
+            yield self.finding(
+                record,
+                f"{record.get('ClientIpAddress')} reset a virtual directory through the forged "
+                f"request {record.get('AnchorMailbox')} (HTTP 200): the reset writes the "
+                "directory's settings, script included, to a file of the attacker's choosing",
+                client_ip=record.get("ClientIpAddress") or None,
+            )
+
+
+class ProxyLogonVdirScript(Check):
+    """Set-*VirtualDirectory with markup in a URL (CVE-2021-27065), and the resets that follow."""
+
+    id = "proxylogon.vdir-script"
+    title = "ProxyLogon: a virtual directory URL was set to carry script"
+    severity = Severity.HIGH
+    stage = Stage.EXPLOIT
+    cves = ("CVE-2021-27065",)
+    kinds = frozenset({RecordKind.ECP_SERVER, RecordKind.EVENT})
+    literals = (_PL["vdir"]["cmd_suffix"],)
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        if record.kind is RecordKind.ECP_SERVER:
+            cmdlet = record.get("Cmdlet")
+            params = {k[6:]: v for k, v in record.fields.items() if k.startswith("Param.")}
+            failed = bool(record.get("S:EX").strip())
+        elif record.get("Provider") in _PL["vdir"]["management_providers"]:
+            cmdlet, params = record.get("Data[0]"), {"parameters": record.get("Data[1]")}
+            failed = record.get("EventID") == "6"
+        else:
+            return
+        yield from self._judge(record, cmdlet, params, failed)
+
+    def _judge(
+        self, record: LogRecord, cmdlet: str, params: dict[str, str], failed: bool
+    ) -> Iterable[Finding]:
+        vdir = _PL["vdir"]
+        name = cmdlet.lower()
+        if not name.endswith(vdir["cmd_suffix"].lower()):
+            return
+        if name.startswith(vdir["set_cmd_prefix"].lower()):
+            scripted = [k for k, v in params.items() if "url" in k.lower() or k == "parameters"
+                        if _MARKUP.search(v)]
+            if scripted and not failed:
+                yield self.finding(record, _quote_cmd(cmdlet, params))
+            elif scripted:
+                yield self.finding(
+                    record, _quote_cmd(cmdlet, params), title="Failed attempt to set script "
+                    "into a virtual directory URL", severity=Severity.MEDIUM, stage=Stage.PROBE,
+                )
+        elif name.startswith(vdir["reset_cmd_prefix"].lower()) and not failed:
+            target = params.get("FilePathName") or _path_in(params.get("parameters", ""))
+            if target:
+                yield self.finding(
+                    record,
+                    _quote_cmd(cmdlet, params),
+                    title="A virtual directory reset wrote its settings to a file (web shell)",
+                    severity=Severity.CRITICAL,
+                    stage=Stage.BACKDOOR,
+                    webshell_path=target,
+                )
+
+
+class ProxyLogonOabDownload(Check):
+    id = "proxylogon.oab-download"
+    title = "ProxyLogon: a file was written outside the OAB folder (probable web shell)"
+    severity = Severity.CRITICAL
+    stage = Stage.BACKDOOR
+    cves = ("CVE-2021-26858",)
+    kinds = frozenset({RecordKind.OAB_GENERATOR})
+    literals = (_PL["oab"]["download_failed"],)
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        match = _DOWNLOAD_FAILED.search(record.get("_raw"))
+        if match is None:
+            return
+        path = match.group(1).strip().strip("'\"")
+        if not path or _inside_oab_folder(path):
+            return
+        yield self.finding(
+            record,
+            f"The OAB generator wrote and failed to remove {path!r}: outside "
+            "ClientAccess\\OAB, where CVE-2021-26858 lets an attacker write any file",
+            webshell_path=path,
+        )
+
+
+class UnifiedMessagingCrash(Check):
+    id = "proxylogon.um-crash"
+    title = "ProxyLogon: the Unified Messaging service crashed on a crafted request"
+    severity = Severity.HIGH
+    stage = Stage.EXPLOIT
+    cves = ("CVE-2021-26857",)
+    kinds = frozenset({RecordKind.EVENT})
+    literals = (_PL["um"]["marker"],)
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        um = _PL["um"]
+        if record.get("Provider").lower() != um["provider"].lower():
+            return
+        if record.get("Level") != um["level"] or um["marker"] not in record.get("Message"):
+            return
+        yield self.finding(record, record.get("Message"))
+
+
+def _inside_oab_folder(path: str) -> bool:
+    normal = ntpath.normpath(path.replace("/", "\\")).lower()
+    return (_PL["oab"]["legit_folder"].lower() + "\\") in normal + "\\"
+
+
+def _path_in(text: str) -> str:
+    match = re.search(r"FilePathName\W+([^'\"]+?\.\w{2,5})", text, re.IGNORECASE)
+    return match.group(1) if match else ""
+
+
+def _quote_cmd(cmdlet: str, params: dict[str, str]) -> str:
+    shown = " ".join(f"-{k} {v!r}" for k, v in params.items())
+    return f"{cmdlet} {shown}".strip()

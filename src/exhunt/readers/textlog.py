@@ -1,0 +1,404 @@
+"""Text logs with a `#Fields:` header: Exchange CSV logs, IIS W3C, and free text.
+
+Exchange writes its logs (HttpProxy, ECP Server, Rps_Http, ...) as CSV whose
+columns are named by the file's own `#Fields:` line; IIS writes W3C extended
+logs whose `#Fields:` line may change in the middle of a file. Both are read
+here by their headers, never by a fixed column list. The reader streams in
+large chunks, counts every line, and splits into columns only the lines the
+prefilter lets through.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import BinaryIO, Protocol
+
+from exhunt.model import LogRecord, RecordKind
+from exhunt.readers.base import MAX_LINE_BYTES, ReadStats
+from exhunt.readers.exchange import parse_cmdlet, parse_event_data
+from exhunt.readers.prefilter import LiteralFilter
+
+CHUNK_BYTES = 8 << 20
+# A .gz rotation that expands beyond this ratio is a decompression bomb, not a log.
+MAX_GZIP_RATIO = 200
+MAX_GZIP_FLOOR = 256 << 20
+# The raw line kept on a record for evidence.
+MAX_RAW_CHARS = 64 << 10
+
+# Columns in which a log names the server that wrote it.
+HOST_COLUMNS = ("ServerHostName", "ServerName", "s-computername")
+_LEADING_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?)")
+
+
+class ByteSource(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class LogSyntax(Enum):
+    CSV = "csv"          # Exchange: comma-separated, double quotes doubled inside quoted fields
+    W3C = "w3c"          # IIS: space-separated, spaces inside values encoded as '+'
+    FREE_TEXT = "text"   # no #Fields line: the whole line is the message
+
+
+SYNTAX_BY_KIND: dict[RecordKind, LogSyntax] = {
+    RecordKind.HTTPPROXY: LogSyntax.CSV,
+    RecordKind.ECP_SERVER: LogSyntax.CSV,
+    RecordKind.OAB_GENERATOR: LogSyntax.CSV,
+    RecordKind.RPS_HTTP: LogSyntax.CSV,
+    RecordKind.RPS_CMDLET: LogSyntax.CSV,
+    RecordKind.IIS: LogSyntax.W3C,
+}
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Where the reader is in one file."""
+
+    syntax: LogSyntax
+    fields: tuple[str, ...] = ()
+    line_no: int = 0            # lines before the current chunk
+    first_done: bool = False
+    last_data: bytes = b""
+    last_fields: tuple[str, ...] = ()
+    skipping_long: bool = False
+    misaligned: int = 0
+
+
+def open_log_stream(raw: BinaryIO, stats: ReadStats) -> ByteSource:
+    """Undo gzip and UTF-16 so the reader sees UTF-8-compatible bytes."""
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw))
+    head = buffered.peek(4)[:4]
+    if head[:2] == b"\x1f\x8b":
+        return _BoundedGzip(buffered)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16le(head):
+        stats.meta["encoding"] = "utf-16"
+        return _Utf16ToUtf8(buffered)
+    return buffered
+
+
+def read_text_log(
+    raw: BinaryIO,
+    kind: RecordKind,
+    stats: ReadStats,
+    prefilter: LiteralFilter,
+) -> Iterator[LogRecord]:
+    """Records of the lines that pass `prefilter`; every line is counted in `stats`."""
+    syntax = SYNTAX_BY_KIND.get(kind, LogSyntax.FREE_TEXT)
+    stream = open_log_stream(raw, stats)
+    cursor = _Cursor(syntax=syntax)
+    carry = b""
+    try:
+        while True:
+            block = stream.read(CHUNK_BYTES)
+            if not block:
+                break
+            if cursor.skipping_long:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    continue
+                block = block[nl + 1 :]
+                cursor.skipping_long = False
+                cursor.line_no += 1
+            buf = carry + block if carry else block
+            cut = buf.rfind(b"\n") + 1
+            if cut:
+                yield from _chunk_records(buf[:cut], kind, cursor, stats, prefilter)
+            carry = buf[cut:]
+            if len(carry) > MAX_LINE_BYTES:
+                stats.bad_line(cursor.line_no + 1, f"line longer than {MAX_LINE_BYTES} bytes")
+                cursor.skipping_long = True
+                carry = b""
+    except (OSError, EOFError, ValueError) as exc:
+        stats.fail(f"read stopped after line {cursor.line_no}: {exc}")
+    if carry and not cursor.skipping_long:
+        # The last line had no newline: a file cut short, or simply unterminated.
+        yield from _chunk_records(carry + b"\n", kind, cursor, stats, prefilter)
+    _close_window(cursor, stats)
+    if cursor.misaligned:
+        stats.fail(f"{cursor.misaligned} lines did not have the {len(cursor.fields)} columns "
+                   "that #Fields names; read by position")
+    stats.summarize()
+
+
+def _chunk_records(
+    chunk: bytes,
+    kind: RecordKind,
+    cursor: _Cursor,
+    stats: ReadStats,
+    prefilter: LiteralFilter,
+) -> Iterator[LogRecord]:
+    headers = _header_starts(chunk)
+    lines = chunk.count(b"\n")
+    stats.records += lines - len(headers)
+    junk = _junk_starts(chunk)
+    matches = prefilter.line_starts(chunk)
+    if not cursor.first_done:
+        _open_window(chunk, headers, cursor, stats)
+    events = sorted({*headers, *matches, *junk})
+    header_set, junk_set = set(headers), set(junk)
+    base, counted_to = cursor.line_no, 0
+    for start in events:
+        base += chunk.count(b"\n", counted_to, start)
+        counted_to = start
+        end = chunk.find(b"\n", start)
+        raw_line = chunk[start:end].rstrip(b"\r")
+        if start in header_set:
+            _take_header(raw_line, cursor, stats)
+        elif start in junk_set:
+            stats.bad_line(base + 1, "binary data (NUL bytes) in a text log")
+        elif len(raw_line) > MAX_LINE_BYTES:
+            stats.bad_line(base + 1, f"line longer than {MAX_LINE_BYTES} bytes")
+        elif raw_line:
+            record = _parse_line(raw_line, base + 1, kind, cursor, stats)
+            if record is not None:
+                yield record
+    _remember_last(chunk, headers, cursor)
+    cursor.line_no += lines
+
+
+def _header_starts(chunk: bytes) -> list[int]:
+    starts = [0] if chunk.startswith(b"#") else []
+    pos = chunk.find(b"\n#")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = chunk.find(b"\n#", pos + 1)
+    return starts
+
+
+def _junk_starts(chunk: bytes) -> list[int]:
+    starts: list[int] = []
+    pos = chunk.find(b"\x00")
+    while pos >= 0:
+        start = chunk.rfind(b"\n", 0, pos) + 1
+        starts.append(start)
+        nl = chunk.find(b"\n", pos)
+        pos = chunk.find(b"\x00", nl) if nl >= 0 else -1
+    return starts
+
+
+def _take_header(line: bytes, cursor: _Cursor, stats: ReadStats) -> None:
+    text = decode_line(line)
+    if not text.startswith("#") or ":" not in text:
+        return
+    name, _, value = text[1:].partition(":")
+    value = value.strip()
+    if name == "Fields":
+        sep = "," if cursor.syntax is LogSyntax.CSV else " "
+        cursor.fields = tuple(part.strip() for part in value.split(sep) if part.strip())
+    elif name in ("Version", "Software", "Log-type") and name not in stats.meta:
+        stats.meta[name] = value[:200]
+
+
+def _parse_line(
+    line: bytes, line_no: int, kind: RecordKind, cursor: _Cursor, stats: ReadStats
+) -> LogRecord | None:
+    text = decode_line(line)
+    values = split_values(text, cursor)
+    if values is None:
+        stats.bad_line(line_no, "not a line of this log's format")
+        return None
+    if cursor.fields and len(values) != len(cursor.fields):
+        # Another build's column set, or a line cut short: read by position, and say so.
+        cursor.misaligned += 1
+    columns = dict(zip(cursor.fields, values, strict=False)) if cursor.fields else {}
+    if kind is RecordKind.ECP_SERVER and "EventData" in columns:
+        _expand_ecp(columns)
+    columns["_raw"] = text[:MAX_RAW_CHARS]
+    return LogRecord(
+        kind=kind,
+        artifact=stats.artifact,
+        line=line_no,
+        timestamp=record_time(columns, text, cursor.syntax),
+        fields=columns,
+    )
+
+
+def _expand_ecp(columns: dict[str, str]) -> None:
+    """ECP EventData items become columns; S:CMD becomes Cmdlet and Param.<Name>."""
+    items = parse_event_data(columns["EventData"])
+    for key, value in items.items():
+        columns.setdefault(key, value)
+    if "S:CMD" in items:
+        cmdlet, params = parse_cmdlet(items["S:CMD"])
+        columns["Cmdlet"] = cmdlet
+        for name, value in params.items():
+            columns[f"Param.{name}"] = value
+
+
+def split_values(text: str, cursor: _Cursor) -> list[str] | None:
+    """Columns of one data line, or None when the line does not fit the header."""
+    if cursor.syntax is LogSyntax.FREE_TEXT or not cursor.fields:
+        return [text] if cursor.fields else []
+    if cursor.syntax is LogSyntax.W3C:
+        values = text.split(" ")
+    else:
+        try:
+            values = next(csv.reader([text]), [])
+        except csv.Error:
+            return None
+        width = len(cursor.fields)
+        if len(values) > width and cursor.fields[-1] == "EventData":
+            # Free text in the last column (ECP EventData) may carry bare commas.
+            values = [*values[: width - 1], ",".join(values[width - 1 :])]
+    # Fewer than half the columns is not a line of this log at all.
+    return values if len(values) * 2 > len(cursor.fields) else None
+
+
+def record_time(columns: dict[str, str], text: str, syntax: LogSyntax) -> datetime | None:
+    if syntax is LogSyntax.W3C:
+        date, clock = columns.get("date"), columns.get("time")
+        return parse_time(f"{date}T{clock}") if date and clock else None
+    for name in ("DateTime", "TimeStamp", "date-time"):
+        if name in columns:
+            return parse_time(columns[name])
+    match = _LEADING_TIME.match(text)
+    return parse_time(match.group(1)) if match else None
+
+
+def parse_time(value: str) -> datetime | None:
+    """Log timestamps are UTC, with or without a trailing Z."""
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def decode_line(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        # Older servers and hand-made copies write Windows-1252/Latin-1.
+        return line.decode("latin-1")
+
+
+def _open_window(chunk: bytes, headers: list[int], cursor: _Cursor, stats: ReadStats) -> None:
+    """The first data line gives the start of the window this file covers."""
+    header_set = set(headers)
+    pos = 0
+    while pos < len(chunk):
+        end = chunk.find(b"\n", pos)
+        line = chunk[pos:end].rstrip(b"\r")
+        if pos in header_set:
+            _take_header(line, cursor, stats)
+        elif line and b"\x00" not in line:
+            stats.seen(_line_time(line, cursor))
+            _note_host(line, cursor, stats)
+            cursor.first_done = True
+            break
+        pos = end + 1
+
+
+def _note_host(line: bytes, cursor: _Cursor, stats: ReadStats) -> None:
+    """The server's own name, as the first data line of the log states it."""
+    values = split_values(decode_line(line), cursor) if cursor.fields else None
+    if not values:
+        return
+    columns = dict(zip(cursor.fields, values, strict=False))
+    for name in HOST_COLUMNS:
+        if columns.get(name) and name not in stats.meta:
+            stats.meta[name] = columns[name][:255]
+
+
+def _remember_last(chunk: bytes, headers: list[int], cursor: _Cursor) -> None:
+    header_set = set(headers)
+    end = len(chunk) - 1
+    for _ in range(64):
+        start = chunk.rfind(b"\n", 0, end) + 1
+        line = chunk[start:end].rstrip(b"\r")
+        if start not in header_set and line and b"\x00" not in line:
+            cursor.last_data = line[:4096]
+            cursor.last_fields = cursor.fields
+            return
+        if start == 0:
+            return
+        end = start - 1
+
+
+def _close_window(cursor: _Cursor, stats: ReadStats) -> None:
+    if cursor.last_data:
+        fields, cursor.fields = cursor.fields, cursor.last_fields
+        stats.seen(_line_time(cursor.last_data, cursor))
+        cursor.fields = fields
+
+
+def _line_time(line: bytes, cursor: _Cursor) -> datetime | None:
+    text = decode_line(line)
+    if cursor.syntax is LogSyntax.W3C and cursor.fields:
+        values = text.split(" ")
+        columns = dict(zip(cursor.fields, values, strict=False))
+        return record_time(columns, text, cursor.syntax)
+    head = text.split(",", 1)[0].strip('"')
+    return parse_time(head) or record_time({}, text, LogSyntax.FREE_TEXT)
+
+
+def _looks_utf16le(head: bytes) -> bool:
+    # '#F' or '20' written as UTF-16LE without a byte-order mark.
+    return len(head) == 4 and head[1] == 0 and head[3] == 0 and head[0] != 0
+
+
+class _Raw(io.RawIOBase):
+    """Adapts any binary file object so io.BufferedReader can peek at it; counts bytes."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.consumed += len(data)
+        return len(data)
+
+
+class _BoundedGzip(io.RawIOBase):
+    """A .gz rotation, decompressed as it is read, refusing to expand without bound."""
+
+    def __init__(self, inner: io.BufferedReader) -> None:
+        self._counter = _Raw(inner)
+        self._gzip = gzip.GzipFile(fileobj=io.BufferedReader(self._counter), mode="rb")
+        self._out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._gzip.read(size if size >= 0 else CHUNK_BYTES)
+        self._out += len(data)
+        consumed = max(self._counter.consumed, 1)
+        if self._out > MAX_GZIP_FLOOR and self._out > consumed * MAX_GZIP_RATIO:
+            raise ValueError(
+                f"gzip expands more than {MAX_GZIP_RATIO}x (a decompression bomb?)"
+            )
+        return data
+
+
+class _Utf16ToUtf8(io.RawIOBase):
+    """Windows tools that write UTF-16 logs: re-encode as UTF-8 while streaming."""
+
+    def __init__(self, inner: io.BufferedReader) -> None:
+        head = inner.peek(2)[:2]
+        encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le"
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            data = self._inner.read(size if size >= 0 else CHUNK_BYTES)
+            text = self._decoder.decode(data, final=not data)
+            if text or not data:
+                return text.encode("utf-8")

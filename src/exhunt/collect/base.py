@@ -14,7 +14,29 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
+from exhunt.errors import InputError
 from exhunt.model import InputProblem
+
+
+class ArtifactReadError(InputError, OSError):
+    """An artifact could not be read (vanished, unsafe, corrupt, over a size cap).
+
+    Also an OSError, so readers that guard their I/O with `except OSError` catch it.
+    """
+
+
+def printable_path(path: str) -> str:
+    """A path safe to print or put in JSON: undecodable file-name bytes shown as \\xNN."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class ArtifactKind(StrEnum):
@@ -64,7 +86,7 @@ class Collection(ABC):
         """Relative paths of the Exchange installs found (folders holding Logging/HttpProxy)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most collections hold nothing)
         """Release open handles (zip files)."""
 
     def __enter__(self) -> Collection:

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import typer
-from conftest import EXCH, drive_files, write_tree
+from exhunt_collect_trees import EXCH, drive_files, write_tree
 from typer.testing import CliRunner
 
 from exhunt.collect.cli import register

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_tree
+from exhunt_collect_trees import write_tree
 
 from exhunt.collect import ArtifactKind, ArtifactReadError, locate, open_collection
 from exhunt.errors import InputError

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import EXCH, Expect, drive_files, write_tree, zip_tree
+from exhunt_collect_trees import EXCH, Expect, drive_files, write_tree, zip_tree
 
 from exhunt.collect import (
     ArtifactKind,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Judge
+from exhunt.model import Finding, RecordKind, Severity, Stage
 
-from exhunt.model import RecordKind, Severity, Stage
+Judge = Callable[[RecordKind, Path], list[Finding]]
 
 
 def by_check(findings: list, check: str) -> list:  # type: ignore[type-arg]
@@ -19,8 +20,8 @@ def test_successful_chain_is_exploitation_and_reset_is_a_backdoor(judge: Judge, 
     assert len(ssrf) == 1, "one finding per attacker chain, not per line"
     chain = ssrf[0]
     assert chain.stage is Stage.EXPLOIT and chain.client_ip == "203.0.113.21"
-    # The first success is the first back-end step answered 200 (mapi/emsmdb), not autodiscover.
-    assert chain.timestamp.isoformat().startswith("2021-03-03T06:49:43")  # mapi/emsmdb 200
+    # A chain that got through began with its first answered step: the autodiscover leak.
+    assert chain.timestamp.isoformat().startswith("2021-03-03T06:49:42.162")
     assert "proxylogon.ecp" in chain.evidence and "HTTP 241" in chain.evidence
     resets = by_check(found, "proxylogon.vdir-reset")
     assert [r.stage for r in resets] == [Stage.BACKDOOR]
@@ -34,6 +35,17 @@ def test_scanner_probe_and_failed_attempt_stay_probes(judge: Judge, data: Path) 
     titles = {f.client_ip: f.title for f in ssrf}
     assert "scanner" in titles["[REDACTED]"].lower()  # nmap script, target localhost
     assert "failed" in titles["198.51.100.7"].lower()  # autodiscover only, answered 500
+
+
+def test_autodiscover_answered_alone_is_not_exploitation(judge: Judge, data: Path, tmp_path: Path) -> None:
+    # Autodiscover-only chains are failed attempts (CSS-Exchange #306), even when answered 200.
+    lines = (data / "HttpProxy_Ecp_exploit.LOG").read_text().splitlines(keepends=True)
+    head = [ln for ln in lines if ln.startswith("#")]
+    only_first = [ln for ln in lines if "autodiscover.xml" in ln]
+    log = tmp_path / "x.LOG"
+    log.write_text("".join(head + only_first))
+    found = by_check(judge(RecordKind.HTTPPROXY, log), "proxylogon.ssrf")
+    assert [f.stage for f in found] == [Stage.PROBE]
 
 
 def test_script_in_a_virtual_directory_url_but_not_an_admins_url(judge: Judge, data: Path) -> None:
@@ -58,8 +70,8 @@ def test_iis_trail(judge: Judge, data: Path) -> None:
     used = by_check(found, "webshell.request")
     reentry = sorted(f.webshell_path for f in used if f.stage is Stage.REENTRY)
     # The look-alike of RedirSuiteServiceProxy.aspx, and a shell reached after a #Fields change.
-    assert reentry == ["/aspnet_client/system_web/xk3tqwe9.aspx",
-                       "/owa/auth/redirsuiteserverproxy.aspx"]
+    assert reentry == ["/aspnet_client/system_web/Xk3TqwE9.aspx",
+                       "/owa/auth/RedirSuiteServerProxy.aspx"]
     looked = [f for f in used if f.stage is Stage.PROBE]
     assert [f.client_ip for f in looked] == ["198.51.100.99"]
     assert by_check(found, "iis.tool-agent")[0].client_ip == "203.0.113.77"  # antSword

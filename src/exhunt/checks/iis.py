@@ -73,6 +73,9 @@ class _Tally:
         when = request.record.timestamp
         if when is not None and (self.last is None or when > self.last):
             self.last = when
+        first = self.first.record.timestamp
+        if when is not None and (first is None or when < first):
+            self.first = request  # the earliest, whatever order the logs were read in
 
 
 class AttackPathPosts(Check):
@@ -150,7 +153,7 @@ class ShellRequests(Check):
     stage = Stage.REENTRY
     cves = ()
     kinds = frozenset({RecordKind.IIS, RecordKind.HTTPPROXY})
-    literals = _SCRIPT_EXT
+    literals = tuple(_URLS["request_prefilter"])
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
@@ -169,7 +172,7 @@ class ShellRequests(Check):
         return ()
 
     def finalize(self) -> Iterable[Finding]:
-        for (path, client), tally in sorted(self._used.items()):
+        for (_path, client), tally in sorted(self._used.items()):
             first = tally.first
             yield self.finding(
                 first.record,
@@ -177,7 +180,7 @@ class ShellRequests(Check):
                 f"{', '.join(sorted(tally.statuses))} (first {first.method}, UA "
                 f"{first.agent!r}); last at {tally.last}",
                 client_ip=client or None,
-                webshell_path=path,
+                webshell_path=first.path,
             )
         for client, tally in sorted(self._looked.items()):
             yield self.finding(

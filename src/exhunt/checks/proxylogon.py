@@ -99,7 +99,9 @@ class ProxyLogonSsrf(Check):
         ip = None if client == "unknown" else client
         successes = [s for s in steps if s.succeeded]
         if successes:
-            first = successes[0]
+            # In a chain that got through, its first answered step (the autodiscover leak
+            # that precedes the rest) is where the exploitation began.
+            first = next(s for s in steps if s.status.startswith("2") and not s.by_scanner)
             return self.finding(
                 first.record,
                 f"{len(successes)} of {len(steps)} forged requests from {client} "
@@ -221,7 +223,7 @@ class ProxyLogonOabDownload(Check):
             return
         yield self.finding(
             record,
-            f"The OAB generator wrote and failed to remove {path!r}: outside "
+            f"The OAB generator wrote and failed to remove '{path}': outside "
             "ClientAccess\\OAB, where CVE-2021-26858 lets an attacker write any file",
             webshell_path=path,
         )

@@ -30,6 +30,9 @@ class DirectoryCollection(Collection):
         self._root = os.path.abspath(source)
         self._artifacts: list[Artifact] | None = None
         self._exchange_roots: list[str] = []
+        # Folders already found to be real folders (no link on the way): thousands of hourly
+        # logs share a handful of folders, so each is checked once, not once per file.
+        self._checked: dict[str, str] = {}
 
     def __reduce__(self) -> tuple[object, ...]:
         return (DirectoryCollection, (self.source,))
@@ -78,12 +81,20 @@ class DirectoryCollection(Collection):
         parts = relative.split("/")
         if not relative or any(p in ("", ".", "..") for p in parts):
             raise ArtifactReadError(f"cannot read {relative}: not a plain relative path")
-        current = self._root
-        for part in parts:
-            current = os.path.join(current, _real_name(current, part))
-            info = os.lstat(current)
-            if stat.S_ISLNK(info.st_mode):
-                raise ArtifactReadError(f"cannot read {relative}: symbolic link not followed")
+        folder = "/".join(parts[:-1])
+        current = self._checked.get(folder)
+        if current is None:
+            current = self._root
+            for part in parts[:-1]:
+                current = self._step(current, part, relative)
+            self._checked[folder] = current
+        return self._step(current, parts[-1], relative)
+
+    @staticmethod
+    def _step(current: str, part: str, relative: str) -> str:
+        current = os.path.join(current, _real_name(current, part))
+        if stat.S_ISLNK(os.lstat(current).st_mode):
+            raise ArtifactReadError(f"cannot read {relative}: symbolic link not followed")
         return current
 
 

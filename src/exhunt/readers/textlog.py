@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from functools import lru_cache
 from typing import BinaryIO, Protocol
 
 from exhunt.model import LogRecord, RecordKind
@@ -33,6 +34,9 @@ MAX_GZIP_FLOOR = 256 << 20
 # The raw line kept on a record for evidence.
 MAX_RAW_CHARS = 64 << 10
 
+# Logs whose checks read the message text rather than columns keep the raw line; others
+# do not, since a record per matched line is held until the hunt ends.
+RAW_KINDS = frozenset({RecordKind.OAB_GENERATOR, RecordKind.RPS_HTTP})
 # Columns in which a log names the server that wrote it.
 HOST_COLUMNS = ("ServerHostName", "ServerName", "s-computername")
 _LEADING_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?)")
@@ -191,10 +195,15 @@ def _take_header(line: bytes, cursor: _Cursor, stats: ReadStats) -> None:
     name, _, value = text[1:].partition(":")
     value = value.strip()
     if name == "Fields":
-        sep = "," if cursor.syntax is LogSyntax.CSV else " "
-        cursor.fields = tuple(part.strip() for part in value.split(sep) if part.strip())
+        cursor.fields = _field_names(value, "," if cursor.syntax is LogSyntax.CSV else " ")
     elif name in ("Version", "Software", "Log-type") and name not in stats.meta:
         stats.meta[name] = value[:200]
+
+
+@lru_cache(maxsize=256)
+def _field_names(value: str, sep: str) -> tuple[str, ...]:
+    # Every hourly file repeats the same header: split it once.
+    return tuple(part.strip() for part in value.split(sep) if part.strip())
 
 
 def _parse_line(
@@ -211,7 +220,8 @@ def _parse_line(
     columns = dict(zip(cursor.fields, values, strict=False)) if cursor.fields else {}
     if kind is RecordKind.ECP_SERVER and "EventData" in columns:
         _expand_ecp(columns)
-    columns["_raw"] = text[:MAX_RAW_CHARS]
+    if not columns or kind in RAW_KINDS:
+        columns["_raw"] = text[:MAX_RAW_CHARS]
     return LogRecord(
         kind=kind,
         artifact=stats.artifact,

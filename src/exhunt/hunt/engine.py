@@ -1,0 +1,274 @@
+"""Run every check over one server's collection: read in parallel, judge, give a verdict."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+
+from exhunt.checks.base import Check, HuntContext, registered_checks
+from exhunt.collect import Artifact, ArtifactKind, Collection, open_collection
+from exhunt.errors import InputError
+from exhunt.hunt.files import FileStageSettings, load_problems, scan_file
+from exhunt.hunt.verdict import decide
+from exhunt.model import (
+    Finding,
+    HuntReport,
+    InputProblem,
+    KindCoverage,
+    LogRecord,
+    RecordKind,
+)
+from exhunt.readers.base import ReadStats
+from exhunt.readers.events import read_events
+from exhunt.readers.prefilter import LiteralFilter
+from exhunt.readers.textlog import read_text_log
+
+RECORD_KIND: dict[ArtifactKind, RecordKind] = {
+    ArtifactKind.HTTPPROXY_LOG: RecordKind.HTTPPROXY,
+    ArtifactKind.ECP_SERVER_LOG: RecordKind.ECP_SERVER,
+    ArtifactKind.OAB_GENERATOR_LOG: RecordKind.OAB_GENERATOR,
+    ArtifactKind.RPS_HTTP_LOG: RecordKind.RPS_HTTP,
+    ArtifactKind.RPS_CMDLET_LOG: RecordKind.RPS_CMDLET,
+    ArtifactKind.IIS_LOG: RecordKind.IIS,
+    ArtifactKind.EVTX: RecordKind.EVENT,
+    ArtifactKind.EVENT_EXPORT: RecordKind.EVENT,
+    # File stage (hunt/files.py): web files and post-exploitation zones become FILE records.
+    ArtifactKind.WEB_FILE: RecordKind.FILE,
+    ArtifactKind.OTHER_FILE: RecordKind.FILE,
+}
+# Below this much log, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 32 << 20
+
+# Called with (bytes just read, bytes to read in all).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTask:
+    source: str
+    artifact: Artifact
+    kind: RecordKind
+    literals: tuple[str, ...] | None
+    files: FileStageSettings = field(default_factory=FileStageSettings)  # file stage
+
+
+@dataclass(slots=True)
+class ReadResult:
+    artifact: Artifact
+    kind: RecordKind
+    stats: ReadStats
+    records: list[LogRecord] = field(default_factory=list)
+
+
+def hunt(
+    source: str,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    files: FileStageSettings | None = None,
+) -> HuntReport:
+    """Hunt one server's files. Never raises for bad input: problems go to `errors`.
+
+    `files`: extra YARA folders, IOC lists and baselines for the file stage.
+    """
+    report = HuntReport(source=source)
+    try:
+        collection = open_collection(source)
+    except InputError as exc:
+        report.unreadable = True
+        report.errors.append(InputProblem(source, str(exc)))
+        return report
+    with collection:
+        _hunt_collection(collection, report, workers, progress, files or FileStageSettings())
+    return report
+
+
+def _hunt_collection(
+    collection: Collection,
+    report: HuntReport,
+    workers: int | None,
+    progress: Progress | None,
+    files: FileStageSettings,
+) -> None:
+    artifacts = [a for a in collection.artifacts() if a.kind in RECORD_KIND]
+    report.errors.extend(collection.problems)
+    report.exchange_found = bool(collection.exchange_roots)
+    if not report.exchange_found:
+        report.errors.append(InputProblem("", "no Exchange installation found (no folder "
+                                              "holding Logging/HttpProxy): logs not covered"))
+    context = HuntContext(exchange_roots=list(collection.exchange_roots))
+    checks = [cls(context) for cls in registered_checks()]
+    # File stage: load rules/IOCs/baselines here first (named errors; forked workers reuse them).
+    report.errors.extend(load_problems(files))
+    tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals_for(checks, a.kind),
+                      files) for a in artifacts]
+    findings: list[Finding] = []
+    for result in read_all(tasks, workers, progress):
+        _account(report, result)
+        findings.extend(_feed(checks, result.records, report))
+    # Re-entry: shells that log findings named, for checks that join them with requests.
+    for finding in findings:
+        if finding.webshell_path:
+            context.shells_named.setdefault(finding.webshell_path, finding)
+    findings.extend(_finalize(checks, report))
+    report.findings = sorted(findings, key=_finding_order)
+    decide(report)
+
+
+def literals_for(checks: Iterable[Check], kind: ArtifactKind) -> tuple[str, ...] | None:
+    """The prefilter for one kind of artifact: every literal of every check that reads it."""
+    record_kind = RECORD_KIND[kind]
+    literals: set[str] = set()
+    for check in checks:
+        if record_kind not in check.kinds:
+            continue
+        if check.literals is None:
+            return None
+        literals.update(check.literals)
+    return tuple(sorted(literals))
+
+
+def read_all(
+    tasks: list[ReadTask], workers: int | None, progress: Progress | None
+) -> Iterator[ReadResult]:
+    """Read every artifact, in worker processes when there is enough to read."""
+    total = sum(t.artifact.size for t in tasks)
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or total < PARALLEL_MIN_BYTES or len(tasks) < 2:
+        for task in tasks:
+            result = read_artifact(task)
+            if progress:
+                progress(task.artifact.size, total)
+            yield result
+        return
+    # Submitted biggest first, so one late giant does not leave the other cores idle;
+    # yielded in listing order, so the report does not depend on which core was faster.
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        units = _batches(tasks)
+        futures = {id(u[0]): pool.submit(read_batch, u)
+                   for u in sorted(units, key=lambda u: -sum(t.artifact.size for t in u))}
+        for unit in units:
+            for task, result in zip(unit, futures.pop(id(unit[0])).result(), strict=True):
+                if progress:
+                    progress(task.artifact.size, total)
+                yield result
+
+
+# Work sent to a worker in one message: up to this many bytes or this many artifacts.
+# Thousands of hourly logs of a few hundred kB each cost more in messages than in reading.
+BATCH_BYTES = 16 << 20
+BATCH_ARTIFACTS = 64
+
+
+def _batches(tasks: list[ReadTask]) -> list[list[ReadTask]]:
+    """Tasks in listing order, in runs of small artifacts; a big log goes alone."""
+    units: list[list[ReadTask]] = []
+    size = 0
+    for task in tasks:
+        last = units[-1] if units else None
+        if (last is not None and len(last) < BATCH_ARTIFACTS
+                and size + task.artifact.size <= BATCH_BYTES):
+            last.append(task)
+            size += task.artifact.size
+        else:
+            units.append([task])
+            size = task.artifact.size
+    return units
+
+
+def read_batch(tasks: list[ReadTask]) -> list[ReadResult]:
+    return [read_artifact(task) for task in tasks]
+
+
+def read_artifact(task: ReadTask) -> ReadResult:
+    """Read one artifact (in any process); a failure is a problem in its stats, never a raise."""
+    stats = ReadStats(artifact=task.artifact.path)
+    result = ReadResult(task.artifact, task.kind, stats)
+    collection = _collection(task.source)
+    prefilter = _prefilter(task.literals)
+    if task.kind is RecordKind.FILE:  # file stage: one record per file, bounded reads
+        result.records.append(scan_file(collection, task.artifact, task.files, stats))
+        return result
+    try:
+        with collection.open(task.artifact) as stream:
+            if task.kind is RecordKind.EVENT:
+                local = collection.local_path(task.artifact)
+                for record in read_events(stream, task.artifact.path, stats, local_path=local):
+                    if prefilter.matches(_event_text(record)):
+                        result.records.append(record)
+            else:
+                result.records.extend(read_text_log(stream, task.kind, stats, prefilter))
+    except (OSError, InputError, ValueError) as exc:
+        stats.fail(f"cannot read: {exc}")
+    return result
+
+
+@cache
+def _collection(source: str) -> Collection:
+    # One open collection per worker process, reused for all its artifacts.
+    return open_collection(source)
+
+
+@cache
+def _prefilter(literals: tuple[str, ...] | None) -> LiteralFilter:
+    return LiteralFilter(() if literals is None else literals)
+
+
+def _event_text(record: LogRecord) -> bytes:
+    return "\n".join(record.fields.values()).encode("utf-8", "surrogatepass")
+
+
+def _account(report: HuntReport, result: ReadResult) -> None:
+    stats = result.stats
+    coverage = report.coverage.setdefault(result.kind.value, KindCoverage())
+    coverage.merge(KindCoverage(1, stats.records, stats.first, stats.last))
+    report.errors.extend(stats.problems)
+    if result.kind is RecordKind.HTTPPROXY:
+        if report.host.exchange_build is None and "Version" in stats.meta:
+            report.host.exchange_build = normalize_build(stats.meta["Version"])
+        if report.host.name is None and stats.meta.get("ServerHostName"):
+            report.host.name = stats.meta["ServerHostName"]
+
+
+def normalize_build(version: str) -> str | None:
+    """`15.01.2176.002` (as logs write it) to `15.1.2176.2`."""
+    parts = version.strip().split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    return ".".join(str(int(p)) for p in parts)
+
+
+def _feed(checks: list[Check], records: list[LogRecord], report: HuntReport) -> list[Finding]:
+    found: list[Finding] = []
+    for check in checks:
+        wanted = [r for r in records if r.kind in check.kinds]
+        if not wanted:
+            continue
+        try:
+            for record in wanted:
+                found.extend(check.feed(record))
+        except Exception as exc:  # a broken check must not end the hunt
+            report.errors.append(InputProblem(wanted[0].artifact, f"check {check.id} failed: "
+                                                                  f"{exc!r}"))
+    return found
+
+
+def _finalize(checks: list[Check], report: HuntReport) -> list[Finding]:
+    found: list[Finding] = []
+    for check in checks:
+        try:
+            found.extend(check.finalize())
+        except Exception as exc:  # a broken check must not end the hunt
+            report.errors.append(InputProblem("", f"check {check.id} failed: {exc!r}"))
+    return found
+
+
+def _finding_order(finding: Finding) -> tuple[bool, str, str, int, str, str]:
+    when = finding.timestamp.isoformat() if finding.timestamp else ""
+    return (finding.timestamp is None, when, finding.artifact, finding.line or 0, finding.check,
+            finding.evidence)

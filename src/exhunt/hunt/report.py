@@ -1,0 +1,170 @@
+"""The hunt report in three forms with the same content: text, JSON, one-file HTML."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import jinja2
+
+from exhunt.hunt.verdict import actors, counts
+from exhunt.hunt.waves import label_waves  # issue 3 (waves helper): additive "waves" key
+from exhunt.model import HuntReport, Verdict, iso
+
+HEADLINES: dict[Verdict, str] = {
+    Verdict.CLEAN: "No sign of compromise was found in the logs that were read.",
+    Verdict.PROBED: "Attackers tried to break in and, as far as these logs show, failed.",
+    Verdict.EXPLOITED: "An attacker broke in through an Exchange flaw. No back door was seen "
+                       "in what was read, but that does not mean there is none.",
+    Verdict.BACKDOORED: "An attacker broke in and planted a back door (a web shell) on this "
+                        "server.",
+    Verdict.REENTERED: "An attacker planted a back door on this server and came back to use it.",
+}
+
+_PRESERVE = ("Preserve evidence before you clean anything: copy the Exchange and IIS logs, the "
+             "web-shell files named below and, if you can, a memory image.")
+_PATCH = "Install the latest Cumulative Update and Security Update for your Exchange version."
+NEXT_STEPS: dict[Verdict, tuple[str, ...]] = {
+    Verdict.CLEAN: (
+        _PATCH,
+        "A clean result only covers the time window the logs cover (see Coverage). Keep "
+        "logs longer, and hunt again if older logs turn up.",
+    ),
+    Verdict.PROBED: (
+        _PATCH,
+        "Patching closes the hole but removes no back door: hunt again after patching, and "
+        "check the web folders for files you do not recognise.",
+    ),
+    Verdict.EXPLOITED: (
+        _PRESERVE,
+        _PATCH + " Patching removes no back door.",
+        "Hunt the web folders (inetpub\\wwwroot\\aspnet_client, FrontEnd\\HttpProxy\\owa\\auth, "
+        "ecp\\auth, OAB) for planted .aspx files.",
+        "Reset the passwords of administrator accounts and of accounts used on this server.",
+        "Tell your national CERT or incident-response provider.",
+    ),
+    Verdict.BACKDOORED: (
+        _PRESERVE,
+        "Restrict outside access to Outlook on the web and ECP until the server is clean.",
+        "Remove the web shells listed below, and look for others: attackers planted several.",
+        "Reset all domain credentials, administrators first: attackers on these servers "
+        "routinely stole them.",
+        _PATCH,
+        "Consider rebuilding the server, and tell your national CERT or incident-response "
+        "provider.",
+    ),
+    Verdict.REENTERED: (
+        _PRESERVE,
+        "Disconnect the server from the internet or restrict outside access now: the back "
+        "door is in use.",
+        "Get incident-response help: attackers who came back usually stole credentials and "
+        "may have moved to other machines.",
+        "Remove the web shells listed below, reset all domain credentials, and rebuild the "
+        "server if you can.",
+        _PATCH,
+        "Tell your national CERT.",
+    ),
+}
+
+
+def report_json(report: HuntReport) -> dict[str, Any]:
+    """DESIGN.md's contract, plus (additively) who did what and what to do next."""
+    data = report.to_json()
+    data["attackers"] = [actor.to_json() for actor in actors(report)]
+    data["next_steps"] = list(NEXT_STEPS[report.verdict])
+    data["exchange_found"] = report.exchange_found
+    data["waves"] = label_waves(report)  # issue 3 (waves helper): additive
+    return data
+
+
+def report_text(report: HuntReport) -> str:
+    out: list[str] = []
+    out.append(f"exhunt hunt: {report.source}")
+    host = report.host
+    out.append(f"Server: {host.name or 'unknown name'}, Exchange build "
+               f"{host.exchange_build or 'unknown'}")
+    out.append("")
+    out.append(f"VERDICT: {report.verdict.label.upper()}")
+    out.append(HEADLINES[report.verdict])
+    if report.first_exploitation:
+        out.append(f"First successful exploitation seen: {_when(report.first_exploitation)}")
+    out.append("")
+    out.extend(_coverage_lines(report))
+    out.append("")
+    out.append("What to do next:")
+    out.extend(f"  {i}. {step}" for i, step in enumerate(NEXT_STEPS[report.verdict], 1))
+    people = actors(report)
+    if people:
+        out.append("")
+        out.append("Who (source addresses, in order of first action):")
+        for actor in people:
+            out.append(f"  {actor.client_ip}: {actor.worst.label}, {_when(actor.first)} to "
+                       f"{_when(actor.last)}, {len(actor.findings)} findings")
+    shells = sorted({f.webshell_path for f in report.findings if f.webshell_path})
+    if shells:
+        out.append("")
+        out.append("Web shells named by the evidence:")
+        out.extend(f"  {_printable(path)}" for path in shells)
+    out.append("")
+    out.extend(_finding_lines(report))
+    if report.errors:
+        out.append("")
+        out.append(f"Could not read ({len(report.errors)}):")
+        out.extend(f"  {_printable(e.artifact) or '-'}: {_printable(e.message)}"
+                   for e in report.errors)
+    return "\n".join(out) + "\n"
+
+
+def _coverage_lines(report: HuntReport) -> list[str]:
+    if not report.coverage:
+        return ["Coverage: no logs were read. This is NOT a clean bill of health."]
+    lines = ["Coverage (the verdict only speaks for these windows):"]
+    for kind, cov in sorted(report.coverage.items()):
+        lines.append(f"  {kind:<14} {cov.files:>5} files {cov.records:>12,} records  "
+                     f"{_when(cov.first)} to {_when(cov.last)}")
+    return lines
+
+
+def _finding_lines(report: HuntReport) -> list[str]:
+    if not report.findings:
+        return ["Evidence: none."]
+    lines = ["Evidence (oldest first):"]
+    for finding in report.findings:
+        weight = finding.severity.label.upper() if counts(finding) else "context"
+        where = finding.artifact + (f":{finding.line}" if finding.line else "")
+        lines.append(f"- [{weight}] {_when(finding.timestamp)} {finding.title}")
+        lines.append(f"    check {finding.check} {' '.join(finding.cves)}")
+        lines.append(f"    in {_printable(where)}")
+        for text in finding.evidence.splitlines()[:12]:
+            lines.append(f"    | {_printable(text)}")
+    return lines
+
+
+def _when(value: datetime | None) -> str:
+    return (iso(value) or "-").replace("T", " ")
+
+
+def _printable(text: str) -> str:
+    """Hostile text must not drive the terminal: control characters are shown, not sent."""
+    return "".join(ch if ch.isprintable() or ch == " " else f"\\x{ord(ch):02x}" for ch in text)
+
+
+_HTML = jinja2.Environment(
+    loader=jinja2.PackageLoader("exhunt.hunt", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def report_html(report: HuntReport) -> str:
+    """One self-contained file: no scripts, no outside resources, every field escaped."""
+    return _HTML.get_template("report.html.j2").render(
+        r=report,
+        data=report_json(report),
+        headline=HEADLINES[report.verdict],
+        steps=NEXT_STEPS[report.verdict],
+        people=actors(report),
+        counts=counts,
+        when=_when,
+    )

@@ -1,0 +1,380 @@
+/*
+  exhunt's own web-shell rules. Written for exhunt from public descriptions of how these shells
+  behave (../shared/reference/hunting.md: IOC catalogue, China Chopper forms, ProxyShell shells;
+  Volexity's published one-line descriptions of SIMPLESEESHARP, SPORTSBALL and its reGeorg variant).
+  meta: kind = "family" (a known shell family or artefact; its score stands on its own) or
+        "heuristic" (a trait of unknown shells; weights add up, capped);
+        score = weight 0-100; family = what a responder calls it; source = where the fact is from.
+*/
+
+// Server-side code markers: a page directive, a server <script>, or an inline code block.
+// Used by the heuristics so static JavaScript and CSS never count.
+
+rule exhunt_chopper_jscript_eval
+{
+    meta:
+        kind = "family"
+        family = "China Chopper"
+        score = 100
+        description = "Server-side script evaluates request data directly (China Chopper one-liner)"
+        source = "hunting.md China Chopper forms (helsecert ECP log, Sigma msexchange-management)"
+    strings:
+        $eval_request = /(eval|execute)\s*\(?\s*Request\s*(\.\s*(Item|Form|QueryString|Params)\s*)?[\[\(]/ nocase
+        $eval_decoded = /eval\s*\(\s*(System\s*\.\s*)?Text\s*\.\s*Encoding\s*\.\s*\w+\s*\.\s*GetString\s*\(\s*(System\s*\.\s*)?Convert\s*\.\s*FromBase64String\s*\(\s*Request/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+        $page_directive = /<%@\s*Page[^>]{0,120}Language\s*=\s*["']?(jscript|javascript|js|vb|vbscript)/ nocase
+        $inline = "<%" ascii
+    condition:
+        ($eval_request or $eval_decoded) and ($server_script or $page_directive or $inline)
+}
+
+rule exhunt_chopper_unsafe_flag
+{
+    meta:
+        kind = "family"
+        family = "China Chopper"
+        score = 80
+        description = "Server-side JScript passes the 'unsafe' flag to eval (China Chopper, also obfuscated forms)"
+        source = "hunting.md China Chopper forms (signature-base obfuscated _0x variant with 'unsafe')"
+    strings:
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+        $page_directive = /<%@\s*Page[^>]{0,120}Language\s*=\s*["']?(jscript|javascript)/ nocase
+        $unsafe_plain = /["']unsafe["']/ nocase
+        $unsafe_split = /["']un["']\s*\+\s*["']safe["']/ nocase
+        $unsafe_hex = "\\x75\\x6e\\x73\\x61\\x66\\x65" nocase
+        $unsafe_uni = "\\u0075\\u006e\\u0073\\u0061\\u0066\\u0065" nocase
+        $eval = "eval" nocase
+    condition:
+        ($server_script or $page_directive) and $eval
+        and ($unsafe_plain or $unsafe_split or $unsafe_hex or $unsafe_uni)
+}
+
+rule exhunt_oab_vdir_dump_with_script
+{
+    meta:
+        kind = "family"
+        family = "OAB virtual-directory dump (ProxyLogon CVE-2021-27065)"
+        score = 100
+        description = "A virtual directory's settings written to a file, with script in a URL property"
+        source = "hunting.md b2, CISA AR21-084A, MSTIC rule traits (ExternalUrl + vdir properties)"
+    strings:
+        $url_script = /(External|Internal)Url\s*:\s*[^\r\n]{0,160}<\s*script/ nocase
+        $url_tell = /(External|Internal)Url\s*:\s*https?:\/\/[^\/\s]{1,3}\/#?\s*</ nocase
+        $p1 = "OfflineAddressBooks" nocase
+        $p2 = "InternalAuthenticationMethods" nocase
+        $p3 = "ExtendedProtectionTokenChecking" nocase
+        $p4 = "MetabasePath" nocase
+        $p5 = "PollInterval" nocase
+        $p6 = "msExchVirtualDirectory" nocase
+        $p7 = "AdminDisplayVersion" nocase
+    condition:
+        filesize < 512KB and ($url_script or $url_tell) and 2 of ($p*)
+}
+
+rule exhunt_proxyshell_pst_headed_page
+{
+    meta:
+        kind = "family"
+        family = "ProxyShell mailbox-export shell (PST header)"
+        score = 100
+        description = "A PST file (!BDN) holding a server-side page: written by New-MailboxExportRequest"
+        source = "hunting.md YARA inventory (PST !BDN header + Page Language), ProxyShell"
+    strings:
+        $page = /<%@\s*Page\s/ nocase
+        $language = /Page\s+Language\s*=/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        uint32(0) == 0x4E444221 and any of them
+}
+
+rule exhunt_proxyshell_der_headed_page
+{
+    meta:
+        kind = "family"
+        family = "ProxyShell certificate-request shell (DER header)"
+        score = 100
+        description = "A DER-encoded certificate request holding a server-side page: written by New-ExchangeCertificate"
+        source = "hunting.md YARA inventory (DER header + Page Language), ProxyShell"
+    strings:
+        $language = /Page\s+Language\s*=/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        uint8(0) == 0x30 and (uint8(1) == 0x81 or uint8(1) == 0x82 or uint8(1) == 0x83)
+        and any of them
+}
+
+rule exhunt_dropper_binary_headed_page
+{
+    meta:
+        kind = "family"
+        family = "Page behind binary junk (dropper artefact)"
+        score = 60
+        description = "A server-side page directive behind non-text first bytes (not a byte-order mark)"
+        source = "hunting.md YARA inventory (SUSP_ASPX_PossibleDropperArtifact: non-ASCII first bytes + Page Language)"
+    strings:
+        $language = /Page\s+Language\s*=/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        filesize < 20MB and uint8(0) >= 0x80
+        and uint16(0) != 0xFEFF and uint16(0) != 0xFFFE and uint16(0) != 0xBBEF
+        and uint32(0) != 0x4E444221
+        and any of them
+}
+
+rule exhunt_simpleseesharp_uploader
+{
+    meta:
+        kind = "family"
+        family = "SIMPLESEESHARP"
+        score = 90
+        description = "Tiny C# page that saves the first uploaded file to a path it is given"
+        source = "Volexity description: a simple ASPX shell that lets an attacker write further files to disk"
+    strings:
+        $csharp = /<%@\s*Page\s+Language\s*=\s*["']?C#/ nocase
+        $upload = /Request\s*\.\s*Files\s*\[/
+        $save = /\.SaveAs\s*\(\s*(System\s*\.\s*IO\s*\.\s*)?Path\s*\.\s*Combine\s*\(/
+    condition:
+        filesize < 4KB and all of them
+}
+
+rule exhunt_sportsball
+{
+    meta:
+        kind = "family"
+        family = "SPORTSBALL"
+        score = 90
+        description = "Form-driven C# shell: password kept in a cookie from the form, commands fed to a process's standard input, file upload"
+        source = "Volexity description: SPORTSBALL lets attackers upload files or execute commands"
+    strings:
+        $cookie_from_form = /new\s+HttpCookie\s*\([^)]{0,80}Request\s*\.\s*Form/
+        $stdin_from_form = /StandardInput\s*\.\s*Write(Line)?\s*\([^)]{0,80}Request\s*\.\s*Form/
+        $process = /(System\s*\.\s*Diagnostics\s*\.\s*)?Process\s+\w+\s*=\s*new\s+(System\s*\.\s*Diagnostics\s*\.\s*)?Process\s*\(/
+        $upload_form = /type\s*=\s*["']?file/ nocase
+        $posted = /(PostedFile|Request\s*\.\s*Files)/
+    condition:
+        $stdin_from_form and $process and ($cookie_from_form or $upload_form or $posted)
+}
+
+rule exhunt_regeorg_tunnel
+{
+    meta:
+        kind = "family"
+        family = "reGeorg"
+        score = 90
+        description = "SOCKS tunnel page: connect/forward/read commands in a request header, sockets kept in the session"
+        source = "reGeorg's documented protocol (X-CMD CONNECT/DISCONNECT/READ/FORWARD); Volexity: reGeorg variant seen on Exchange"
+    strings:
+        $h_cmd = "X-CMD" nocase
+        $h_status = "X-STATUS" nocase
+        $h_target = "X-TARGET" nocase
+        $h_port = "X-PORT" nocase
+        $h_error = "X-ERROR" nocase
+        $c_connect = "\"CONNECT\"" nocase
+        $c_disconnect = "\"DISCONNECT\"" nocase
+        $c_read = "\"READ\"" nocase
+        $c_forward = "\"FORWARD\"" nocase
+        $socket = /new\s+Socket\s*\(/
+        $session = /Session\s*\[/
+    condition:
+        $socket and $session and 2 of ($h_*) and 2 of ($c_*)
+}
+
+/* ---- heuristics for unknown shells: each needs server-side code and request data ---- */
+
+rule exhunt_h_eval_request_data
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 60
+        description = "eval() of request data"
+        source = "CERT-LV keyword list (eval, request), hunting.md"
+    strings:
+        $eval = /\beval\s*\([^;]{0,160}\bRequest\b/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+    condition:
+        $eval and ($server_script or $directive)
+}
+
+rule exhunt_h_process_start
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 40
+        description = "starts processes (Process.Start / ProcessStartInfo)"
+        source = "CERT-LV keyword list (processstartinfo, process(), cmd.exe)"
+    strings:
+        $start = /Process\s*\.\s*Start\s*\(/
+        $info = "ProcessStartInfo"
+        $new_process = /new\s+(System\s*\.\s*Diagnostics\s*\.\s*)?Process\s*\(/
+        $wscript = /(WScript\s*\.\s*Shell|Shell\s*\.\s*Application)/ nocase
+        $request = /\bRequest\b/
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+    condition:
+        ($start or $info or $new_process or $wscript) and $request and ($server_script or $directive)
+}
+
+rule exhunt_h_command_words
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 15
+        description = "names a command interpreter or recon command"
+        source = "CERT-LV keyword list (cmd.exe, cmd /c, powershell.exe, whoami, net user)"
+    strings:
+        $cmd = /cmd(\.exe)?\s*["']?\s*[,+]?\s*["']?\s*\/c\b/ nocase
+        $cmd_exe = "cmd.exe" nocase
+        $ps = "powershell.exe" nocase
+        $whoami = "whoami" nocase
+        $net_user = "net user" nocase
+        $request = /\bRequest\b/
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        any of ($cmd, $cmd_exe, $ps, $whoami, $net_user) and $request and ($directive or $server_script)
+}
+
+rule exhunt_h_base64_loader
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 55
+        description = "loads an assembly from base64 or request bytes (in-memory loader)"
+        source = "CERT-LV keyword list (convert.frombase64string, assembly.load)"
+    strings:
+        $b64 = "FromBase64String" nocase
+        $load = /Assembly\s*\.\s*Load(From)?\s*\(/
+        $load_ps = "[Reflection.Assembly]::Load" nocase
+        $binread = /Request\s*\.\s*BinaryRead\s*\(/
+        $request = /\bRequest\b/
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        ($load or $load_ps) and ($b64 or $binread) and $request and ($directive or $server_script)
+}
+
+rule exhunt_h_runtime_compile
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 40
+        description = "compiles code at run time"
+        source = "CERT-LV keyword list (compileassemblyfromsource)"
+    strings:
+        $compile = "CompileAssemblyFromSource" nocase
+        $provider = /(CSharp|VB|JScript)CodeProvider/
+        $request = /\bRequest\b/
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        ($compile or $provider) and $request and ($directive or $server_script)
+}
+
+rule exhunt_h_decrypt_request
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 35
+        description = "decrypts request data (encrypted shell channel)"
+        source = "CERT-LV keyword list (aesenc); behaviour of encrypted .NET shells"
+    strings:
+        $decryptor = "CreateDecryptor"
+        $request = /Request\s*\.\s*(BinaryRead|InputStream|Form|Item|Params|QueryString|Headers|Cookies)|Request\s*\[/
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        $decryptor and $request and ($directive or $server_script)
+}
+
+rule exhunt_h_file_writer
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 25
+        description = "writes files from what it is sent"
+        source = "CERT-LV keyword list (httppostedfile, system.io.file, writealltext, binarywrite)"
+    strings:
+        $w1 = /File\s*\.\s*(WriteAllBytes|WriteAllText|AppendAllText|Create|Copy|Move)\s*\(/
+        $w2 = /new\s+(System\s*\.\s*IO\s*\.\s*)?(FileStream|StreamWriter)\s*\(/
+        $w3 = /\.SaveAs\s*\(/
+        $input = /Request\s*\.\s*(Files|BinaryRead|InputStream|Form|Item|Params|QueryString)|Request\s*\[/
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        any of ($w*) and $input and ($directive or $server_script)
+}
+
+rule exhunt_h_obfuscated_server_script
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 20
+        description = "obfuscated server-side script (_0x names, escaped strings, char-code building)"
+        source = "hunting.md China Chopper forms (obfuscated _0x JScript variant)"
+    strings:
+        $hexvar = /_0x[0-9a-f]{4,6}/
+        $escapes = /(\\x[0-9a-fA-F]{2}){12}/
+        $charcode = /(String\s*\.\s*fromCharCode|Char\s*\(\s*\d+\s*\)\s*[+&]){1}/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $request = /\bRequest\b/
+    condition:
+        (#hexvar > 4 or $escapes or #charcode > 5) and $request and ($server_script or $directive)
+}
+
+rule exhunt_h_socket_tunnel
+{
+    meta:
+        kind = "heuristic"
+        family = "unknown web shell"
+        score = 35
+        description = "opens sockets on request, keeps them in the session (tunnel)"
+        source = "reGeorg-like tunnels (Volexity reGeorg variant on Exchange)"
+    strings:
+        $socket = /new\s+(System\s*\.\s*Net\s*\.\s*Sockets\s*\.\s*)?(Socket|TcpClient)\s*\(/
+        $headers = /Request\s*\.\s*Headers/
+        $session = /Session\s*\[/
+        $directive = /<%@\s*(Page|WebHandler|WebService)\s/ nocase
+        $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
+    condition:
+        $socket and ($headers or $session) and ($directive or $server_script)
+}
+
+rule exhunt_compiled_jscript_eval_page
+{
+    meta:
+        kind = "family"
+        family = "China Chopper (compiled page in Temporary ASP.NET Files)"
+        score = 80
+        description = "A compiled page assembly that calls the JScript evaluator with the 'unsafe' flag"
+        source = "hunting.md YARA inventory (WEBSHELL_Compiled_Webshell_Mar2021_1: App_Web_*.dll); .NET metadata keeps method names as UTF-8, literals as UTF-16"
+    strings:
+        $evaluate = "JScriptEvaluate" ascii
+        $unsafe = "unsafe" wide
+        $request = "get_Request" ascii
+    condition:
+        uint16(0) == 0x5A4D and filesize < 5MB and all of them
+}
+
+rule exhunt_iis_vdir_into_writable_folder
+{
+    meta:
+        kind = "family"
+        family = "IIS virtual directory into a writable folder (ProxyShell)"
+        score = 70
+        description = "IIS configuration maps a web path onto ProgramData, Users or Temp, where intruders kept shells"
+        source = "hunting.md IOC catalogue (IIS vdirs pointing at C:\\ProgramData\\{COM,...}; APT_IIS_Config_ProxyShell_Artifacts)"
+    strings:
+        $vdir = /<(virtualDirectory|application)\s[^>]{0,300}physicalPath\s*=\s*"[A-Za-z]:\\(ProgramData|Users\\Public|Users\\All Users|Windows\\Temp)\\/ nocase
+    condition:
+        filesize < 20MB and $vdir
+}

@@ -8,6 +8,7 @@ hold a literal the checks care about are ever parsed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import hyperscan
 
@@ -16,61 +17,102 @@ import hyperscan
 REGEX_PREFIX = "re:"
 
 
+@dataclass(slots=True)
+class ChunkScan:
+    """Line starts found in one chunk by a single pass."""
+
+    matches: list[int] = field(default_factory=list)   # lines holding a literal
+    headers: list[int] = field(default_factory=list)   # lines starting with '#'
+    junk: list[int] = field(default_factory=list)      # lines holding NUL bytes
+
+
+_HEADER_ID, _JUNK_ID = -1, -2
+
+
 class LiteralFilter:
-    """Finds the lines of a buffer that hold any of a set of literals (case-insensitive)."""
+    """Finds the lines of a buffer that hold any of a set of literals (case-insensitive).
+
+    The same scan also finds the header lines (`#...`) and the lines with NUL bytes, so a
+    chunk of log is read once by hyperscan instead of once per question.
+    """
 
     def __init__(self, literals: Iterable[str]) -> None:
         unique = sorted({lit for lit in literals if lit})
         self.literals = tuple(unique)
-        self._db: hyperscan.Database | None = None
-        if unique:
-            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            db.compile(
+        self._any = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK) if unique else None
+        if self._any is not None:
+            self._any.compile(
                 expressions=[_expression(lit) for lit in unique],
                 ids=list(range(len(unique))),
                 elements=len(unique),
                 flags=hyperscan.HS_FLAG_CASELESS,
             )
-            self._db = db
+        n = len(unique)
+        self._chunk = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._chunk.compile(
+            expressions=[*(_expression(lit) for lit in unique), b"^#", b"\\x00"],
+            ids=[*range(n), n, n + 1],
+            elements=n + 2,
+            flags=[*([hyperscan.HS_FLAG_CASELESS] * n), hyperscan.HS_FLAG_MULTILINE, 0],
+        )
+        self._ids = (n, n + 1)
 
     @property
     def passes_everything(self) -> bool:
-        return self._db is None
+        return self._any is None
 
     def matches(self, data: bytes) -> bool:
         """Whether `data` holds any literal (stops at the first)."""
-        if self._db is None:
+        if self._any is None:
             return True
 
         def on_match(_id: int, _start: int, _end: int, _flags: int, _ctx: object) -> bool:
             return True  # stop: one is enough
 
         try:
-            self._db.scan(data, match_event_handler=on_match)
+            self._any.scan(data, match_event_handler=on_match)
         except hyperscan.ScanTerminated:
             return True
         return False
 
+    def scan(self, buf: bytearray | bytes, lo: int, hi: int) -> ChunkScan:
+        """Matches, headers and junk among the lines of buf[lo:hi] (offsets into buf)."""
+        ends: list[int] = []
+        headers: list[int] = []
+        junk_ends: list[int] = []
+        header_id, junk_id = self._ids
+
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if pattern == header_id:
+                headers.append(lo + end - 1)
+            elif pattern == junk_id:
+                junk_ends.append(lo + end)
+            else:
+                ends.append(lo + end)
+
+        self._chunk.scan(memoryview(buf)[lo:hi], match_event_handler=on_match)  # type: ignore[type-var]
+        found = ChunkScan(headers=headers, junk=_line_starts_of(buf, lo, hi, junk_ends))
+        if self._any is None:
+            found.matches = _all_line_starts(buf, lo, hi)
+        else:
+            found.matches = _line_starts_of(buf, lo, hi, ends)
+        return found
+
     def line_starts(self, chunk: bytes) -> list[int]:
         """Start offsets of the lines of `chunk` holding a literal, ascending, each once."""
-        if self._db is None:
-            return _all_line_starts(chunk)
-        ends: list[int] = []
+        return self.scan(chunk, 0, len(chunk)).matches
 
-        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            ends.append(end)
 
-        self._db.scan(chunk, match_event_handler=on_match)
-        starts: list[int] = []
-        last_line_end = -1
-        for end in sorted(ends):
-            if end <= last_line_end:
-                continue  # another literal on a line already taken
-            start = chunk.rfind(b"\n", 0, end) + 1
-            starts.append(start)
-            nl = chunk.find(b"\n", end)
-            last_line_end = len(chunk) if nl < 0 else nl
-        return starts
+def _line_starts_of(buf: bytearray | bytes, lo: int, hi: int, ends: list[int]) -> list[int]:
+    starts: list[int] = []
+    last_line_end = -1
+    for end in sorted(ends):
+        if end <= last_line_end:
+            continue  # another hit on a line already taken
+        starts.append(buf.rfind(b"\n", lo, end) + 1 or lo)
+        nl = buf.find(b"\n", end, hi)
+        last_line_end = hi if nl < 0 else nl
+    return starts
 
 
 def _expression(pattern: str) -> bytes:
@@ -82,10 +124,10 @@ def _expression(pattern: str) -> bytes:
     )
 
 
-def _all_line_starts(chunk: bytes) -> list[int]:
-    starts = [0] if chunk else []
-    pos = chunk.find(b"\n")
-    while pos >= 0 and pos + 1 < len(chunk):
+def _all_line_starts(buf: bytearray | bytes, lo: int, hi: int) -> list[int]:
+    starts = [lo] if hi > lo else []
+    pos = buf.find(b"\n", lo, hi)
+    while pos >= 0 and pos + 1 < hi:
         starts.append(pos + 1)
-        pos = chunk.find(b"\n", pos + 1)
+        pos = buf.find(b"\n", pos + 1, hi)
     return starts

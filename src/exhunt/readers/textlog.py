@@ -95,36 +95,38 @@ def read_text_log(
     prefilter: LiteralFilter,
 ) -> Iterator[LogRecord]:
     """Records of the lines that pass `prefilter`; every line is counted in `stats`."""
-    syntax = SYNTAX_BY_KIND.get(kind, LogSyntax.FREE_TEXT)
+    cursor = _Cursor(syntax=SYNTAX_BY_KIND.get(kind, LogSyntax.FREE_TEXT))
     stream = open_log_stream(raw, stats)
-    cursor = _Cursor(syntax=syntax)
-    carry = b""
+    # One buffer per file, refilled in place: fresh 8 MB objects per chunk cost page faults.
+    buf = bytearray(CHUNK_BYTES + MAX_LINE_BYTES + 2)
+    view = memoryview(buf)
+    filled = 0
     try:
-        while True:
-            block = stream.read(CHUNK_BYTES)
-            if not block:
-                break
+        while n := _fill(stream, view[filled : filled + CHUNK_BYTES]):
+            lo, end = 0, filled + n
             if cursor.skipping_long:
-                nl = block.find(b"\n")
+                nl = buf.find(b"\n", 0, end)
                 if nl < 0:
+                    filled = 0
                     continue
-                block = block[nl + 1 :]
-                cursor.skipping_long = False
+                lo, cursor.skipping_long = nl + 1, False
                 cursor.line_no += 1
-            buf = carry + block if carry else block
-            cut = buf.rfind(b"\n") + 1
-            if cut:
-                yield from _chunk_records(buf[:cut], kind, cursor, stats, prefilter)
-            carry = buf[cut:]
-            if len(carry) > MAX_LINE_BYTES:
+            cut = max(buf.rfind(b"\n", lo, end) + 1, lo)
+            if cut > lo:
+                yield from _chunk_records(buf, lo, cut, kind, cursor, stats, prefilter)
+            filled = end - cut
+            if filled > MAX_LINE_BYTES:
                 stats.bad_line(cursor.line_no + 1, f"line longer than {MAX_LINE_BYTES} bytes")
-                cursor.skipping_long = True
-                carry = b""
+                cursor.skipping_long, filled = True, 0
+            else:
+                buf[0:filled] = buf[cut:end]
     except (OSError, EOFError, ValueError) as exc:
         stats.fail(f"read stopped after line {cursor.line_no}: {exc}")
-    if carry and not cursor.skipping_long:
+    if filled and not cursor.skipping_long:
         # The last line had no newline: a file cut short, or simply unterminated.
-        yield from _chunk_records(carry + b"\n", kind, cursor, stats, prefilter)
+        buf[filled] = 0x0A
+        yield from _chunk_records(buf, 0, filled + 1, kind, cursor, stats, prefilter)
+    view.release()
     _close_window(cursor, stats)
     if cursor.misaligned:
         stats.fail(f"{cursor.misaligned} lines did not have the {len(cursor.fields)} columns "
@@ -132,28 +134,34 @@ def read_text_log(
     stats.summarize()
 
 
+def _fill(stream: ByteSource, target: memoryview) -> int:
+    """Read into `target` without a new object where the stream allows it."""
+    if isinstance(stream, io.BufferedReader):
+        return stream.readinto(target)
+    data = stream.read(len(target))
+    target[: len(data)] = data
+    return len(data)
+
+
 def _chunk_records(
-    chunk: bytes,
+    buf: bytearray,
+    lo: int,
+    hi: int,
     kind: RecordKind,
     cursor: _Cursor,
     stats: ReadStats,
     prefilter: LiteralFilter,
 ) -> Iterator[LogRecord]:
-    headers = _header_starts(chunk)
-    lines = chunk.count(b"\n")
-    stats.records += lines - len(headers)
-    junk = _junk_starts(chunk)
-    matches = prefilter.line_starts(chunk)
+    """Records of buf[lo:hi], whole lines each ending with a newline."""
+    found = prefilter.scan(buf, lo, hi)
     if not cursor.first_done:
-        _open_window(chunk, headers, cursor, stats)
-    events = sorted({*headers, *matches, *junk})
-    header_set, junk_set = set(headers), set(junk)
-    base, counted_to = cursor.line_no, 0
-    for start in events:
-        base += chunk.count(b"\n", counted_to, start)
+        _open_window(buf, lo, hi, found.headers, cursor, stats)
+    header_set, junk_set = set(found.headers), set(found.junk)
+    base, counted_to = cursor.line_no, lo
+    for start in sorted({*found.headers, *found.matches, *found.junk}):
+        base += buf.count(b"\n", counted_to, start)
         counted_to = start
-        end = chunk.find(b"\n", start)
-        raw_line = chunk[start:end].rstrip(b"\r")
+        raw_line = bytes(buf[start : buf.find(b"\n", start, hi)]).rstrip(b"\r")
         if start in header_set:
             _take_header(raw_line, cursor, stats)
         elif start in junk_set:
@@ -164,28 +172,10 @@ def _chunk_records(
             record = _parse_line(raw_line, base + 1, kind, cursor, stats)
             if record is not None:
                 yield record
-    _remember_last(chunk, headers, cursor)
+    lines = base - cursor.line_no + buf.count(b"\n", counted_to, hi)
+    stats.records += lines - len(found.headers)
+    _remember_last(buf, lo, hi, header_set, cursor)
     cursor.line_no += lines
-
-
-def _header_starts(chunk: bytes) -> list[int]:
-    starts = [0] if chunk.startswith(b"#") else []
-    pos = chunk.find(b"\n#")
-    while pos >= 0:
-        starts.append(pos + 1)
-        pos = chunk.find(b"\n#", pos + 1)
-    return starts
-
-
-def _junk_starts(chunk: bytes) -> list[int]:
-    starts: list[int] = []
-    pos = chunk.find(b"\x00")
-    while pos >= 0:
-        start = chunk.rfind(b"\n", 0, pos) + 1
-        starts.append(start)
-        nl = chunk.find(b"\n", pos)
-        pos = chunk.find(b"\x00", nl) if nl >= 0 else -1
-    return starts
 
 
 def _take_header(line: bytes, cursor: _Cursor, stats: ReadStats) -> None:
@@ -290,13 +280,16 @@ def decode_line(line: bytes) -> str:
         return line.decode("latin-1")
 
 
-def _open_window(chunk: bytes, headers: list[int], cursor: _Cursor, stats: ReadStats) -> None:
+def _open_window(
+    buf: bytearray, lo: int, hi: int, headers: list[int], cursor: _Cursor, stats: ReadStats
+) -> None:
     """The first data line gives the start of the window this file covers."""
     header_set = set(headers)
-    pos = 0
-    while pos < len(chunk):
-        end = chunk.find(b"\n", pos)
-        line = chunk[pos:end].rstrip(b"\r")
+    pos = lo
+    while pos < hi:
+        end = buf.find(b"\n", pos, hi)
+        end = hi if end < 0 else end
+        line = bytes(buf[pos : min(end, pos + 65536)]).rstrip(b"\r")
         if pos in header_set:
             _take_header(line, cursor, stats)
         elif line and b"\x00" not in line:
@@ -318,17 +311,18 @@ def _note_host(line: bytes, cursor: _Cursor, stats: ReadStats) -> None:
             stats.meta[name] = columns[name][:255]
 
 
-def _remember_last(chunk: bytes, headers: list[int], cursor: _Cursor) -> None:
-    header_set = set(headers)
-    end = len(chunk) - 1
+def _remember_last(
+    buf: bytearray, lo: int, hi: int, header_set: set[int], cursor: _Cursor
+) -> None:
+    end = hi - 1
     for _ in range(64):
-        start = chunk.rfind(b"\n", 0, end) + 1
-        line = chunk[start:end].rstrip(b"\r")
+        start = max(buf.rfind(b"\n", lo, end) + 1, lo)
+        line = bytes(buf[start : min(end, start + 4096)]).rstrip(b"\r")
         if start not in header_set and line and b"\x00" not in line:
-            cursor.last_data = line[:4096]
+            cursor.last_data = line
             cursor.last_fields = cursor.fields
             return
-        if start == 0:
+        if start <= lo:
             return
         end = start - 1
 

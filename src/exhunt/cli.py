@@ -170,8 +170,9 @@ def _register_parts() -> None:
     from exhunt.collect.cli import register as collect_commands
     from exhunt.hunt.baseline_cli import register as baseline_commands
     from exhunt.lab.cli import register as lab_commands
+    from exhunt.scan.cli import register as scan_commands
 
-    for register in (collect_commands, lab_commands, baseline_commands):
+    for register in (collect_commands, lab_commands, baseline_commands, scan_commands):
         register(app, lab)
 
 

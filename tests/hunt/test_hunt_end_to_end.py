@@ -189,3 +189,18 @@ def _ts(value: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def test_false_positive_traps_reported_against_test_proxylogon_stay_clean(tmp_path: Path) -> None:
+    """CSS-Exchange #145 (vss_manifests.zip), #311 (McAfee zips), #328 (AppRecovery zip),
+    #386 (OAB downloads inside ClientAccess\\OAB, Set-*VirtualDirectory with a normal URL):
+    all are in every lab copy, and a clean server must stay clean with them."""
+    copy, _ = make_copy(tmp_path, Scenario.CLEAN, 11)
+    present = {p.name for p in copy.rglob("*")}
+    assert {"vss_manifests.zip", "FrameworkConfig.zip", "configuration.zip"} <= present
+    logs = "".join(p.read_text("latin-1") for p in copy.rglob("*.LOG"))
+    assert "ClientAccess\\OAB" in logs and "Download failed and temporary file" in logs
+    assert "Set-OabVirtualDirectory" in logs
+    report = hunt(str(copy))
+    assert report.verdict is Verdict.CLEAN
+    assert [f.check for f in report.findings if f.severity > Severity.INFO] == []

@@ -156,6 +156,8 @@ class HuntReport:
     errors: list[InputProblem] = field(default_factory=list)
     exchange_found: bool = False
     unreadable: bool = False
+    # (relative path, sha256) of every web file, for stacking across servers of one build.
+    web_files: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {

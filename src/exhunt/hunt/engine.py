@@ -228,6 +228,9 @@ def _account(report: HuntReport, result: ReadResult) -> None:
     coverage = report.coverage.setdefault(result.kind.value, KindCoverage())
     coverage.merge(KindCoverage(1, stats.records, stats.first, stats.last))
     report.errors.extend(stats.problems)
+    if result.artifact.kind is ArtifactKind.WEB_FILE:
+        report.web_files.extend((r.get("path"), r.get("sha256")) for r in result.records
+                                if r.get("sha256"))
     if result.kind is RecordKind.HTTPPROXY:
         if report.host.exchange_build is None and "Version" in stats.meta:
             report.host.exchange_build = normalize_build(stats.meta["Version"])

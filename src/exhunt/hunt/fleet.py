@@ -419,10 +419,10 @@ def rare_files(
 
 
 def reported_web_files(reports: Sequence[HuntReport]) -> dict[str, list[FileRecord]]:
-    """File records the engine kept in each report (`HuntReport.web_files`, when it exists)."""
+    """The web files (path, sha256) the engine kept in each report."""
     out: dict[str, list[FileRecord]] = {}
     for report in reports:
-        held = getattr(report, "web_files", None)
+        held = report.web_files
         if held:
             out[report.source] = [(str(path), str(sha256)) for path, sha256 in held]
     return out

@@ -60,6 +60,7 @@ class Artifact:
     mtime: datetime | None = None
     protocol: str | None = None   # HttpProxy protocol folder ("Ecp", "Owa", ...)
     exchange_root: str | None = None  # relative path of the Exchange install it belongs to
+    served_at: str | None = None  # URL path, when an IIS virtual directory serves the file
 
 
 class Collection(ABC):

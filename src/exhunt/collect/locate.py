@@ -21,6 +21,13 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from exhunt.collect.base import Artifact, ArtifactKind, printable_path
+from exhunt.collect.iisconfig import (
+    DEFAULT_VARIABLES,
+    MAX_CONFIG_BYTES,
+    VirtualDirectory,
+    quoted,
+    virtual_directories,
+)
 from exhunt.model import InputProblem
 
 # A folder deeper than this is not walked (a 10,000-deep chain is an attack, not a server).
@@ -126,6 +133,11 @@ _PRUNE_UNDER_WINDOWS = frozenset({
 })
 # Only these System32 folders hold artifacts: event logs, IIS 6 era W3SVC logs.
 _KEEP_SYSTEM32 = frozenset({"winevt", "logfiles"})
+# ... and IIS's configuration, which names every folder a site serves (the folder only,
+# not inetsrv's binaries nor config/schema). Source: "Introduction to ApplicationHost.config",
+# learn.microsoft.com/iis/get-started/planning-your-iis-architecture/
+_IIS_CONFIG_FOLDER = ("system32", "inetsrv", "config")
+_IIS_CONFIG_NAME = "applicationhost.config"
 # Anywhere: deleted files and shadow-copy metadata are not part of this hunt.
 _PRUNE_ANYWHERE = frozenset({"$recycle.bin", "system volume information"})
 # Under Users/<name>/AppData only the PowerShell history is walked.
@@ -150,6 +162,7 @@ class Match:
     needs_root: bool = False         # counts only when root_len is a known Exchange root
     zone_len: int | None = None      # logical prefix of the post-exploitation zone
     sniff: bool = False              # may be an event-log export: look at its first bytes
+    iis_config: bool = False         # IIS's applicationHost.config: its vdirs are walked
 
 
 def _find(low: tuple[str, ...], *names: str, start: int = 0, stop: int | None = None) -> int:
@@ -172,6 +185,7 @@ class FolderRules:
     web: Match | None = None        # under a web root
     zone: int | None = None         # under a post-exploitation zone
     sniff_ok: bool = False          # event-log exports looked for here
+    iis_config: bool = False        # System32/inetsrv/config
 
 
 def _exchange_folder(folder: tuple[str, ...]) -> tuple[Match | None, bool]:
@@ -260,11 +274,14 @@ def folder_rules(
         web=_web_folder(folder),
         zone=zone_of(folder, is_drive_root, start),
         sniff_ok=not any(p == "windows" or p.startswith("program files") for p in folder),
+        iis_config=folder[-3:] == _IIS_CONFIG_FOLDER,
     )
 
 
 def classify_name(rules: FolderRules, name: str) -> Match | None:
     """What a file of this (case-folded) name is, in a folder with these rules."""
+    if rules.iis_config and name == _IIS_CONFIG_NAME:
+        return Match(ArtifactKind.WEB_FILE, iis_config=True)
     if rules.exchange is not None and (not rules.log_names_only or _LOG_NAME.fullmatch(name)):
         return rules.exchange
     if rules.iis and (_LOG_NAME.fullmatch(name) or name.endswith(".gz")):
@@ -360,6 +377,7 @@ def _top(context: tuple[str, ...]) -> _Node:
 class _Candidate:
     node: _Node
     match: Match
+    served_at: str | None = None  # URL path, from an IIS virtual directory
 
 
 class Locator:
@@ -385,6 +403,7 @@ class Locator:
         self._sniff_dropped = 0
         self._entries = 0
         self._above = 0  # logical names above the collection root
+        self._capped = False  # the entry cap was reached: nothing more is listed
 
     @property
     def exchange_roots(self) -> list[str]:
@@ -413,15 +432,17 @@ class Locator:
                         "entry cap", self._where,
                         f"walk stopped after {MAX_ENTRIES} entries; the rest was not examined",
                     )
+                    self._capped = True
                     stack.clear()
                     break
                 self._visit(entry, node, rules, dirs)
             stack.extend(reversed(dirs))
+        self._walk_virtual_directories()
         artifacts = self._finish()
         self._log.finish(self._where)
         return artifacts
 
-    def _list(self, node: _Node) -> list[Entry] | None:
+    def _list(self, node: _Node, note: bool = True) -> list[Entry] | None:
         shown = self._tree.display(node.parts) or "."
         try:
             children = sorted(self._tree.list_dir(node.parts), key=lambda e: e.name)
@@ -434,7 +455,8 @@ class Locator:
         except OSError as exc:
             self._log.add("unreadable folder", shown, f"cannot list folder: {_reason(exc)}")
             return None
-        self._note_folder(node, children)
+        if note:
+            self._note_folder(node, children)
         return children
 
     def _note_folder(self, node: _Node, children: list[Entry]) -> None:
@@ -506,7 +528,7 @@ class Locator:
                 if rest[0] in _PRUNE_UNDER_WINDOWS:
                     return True
                 if rest[0] == "system32" and len(rest) >= 2 and rest[1] not in _KEEP_SYSTEM32:
-                    return True
+                    return len(rest) > 3 or rest != _IIS_CONFIG_FOLDER[: len(rest)]
             elif name == "users" and i + 2 < n and low[i + 2] == "appdata":
                 below = low[i + 3 :]
                 if below != _PSREADLINE[: len(below)]:
@@ -551,6 +573,16 @@ class Locator:
                 return
             self._sniff_only += 1
         self._candidates.append(_Candidate(node, match))
+
+    # -- IIS virtual directories: folders a site serves, wherever they are -------------
+
+    def _walk_virtual_directories(self) -> None:
+        configs = [c for c in self._candidates if c.match.iis_config]
+        if not configs:
+            return
+        vdirs = _VdirWalk(self, {c.node.parts: i for i, c in enumerate(self._candidates)})
+        for config in configs:
+            vdirs.config(config.node)
 
     # -- after the walk: decide what needs the whole picture, then stat and sort --------
 
@@ -632,7 +664,277 @@ class Locator:
             mtime=mtime,
             protocol=protocol,
             exchange_root=root if is_exchange else None,
+            served_at=cand.served_at,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _DriveRoot:
+    """The copy of the drive holding a config's Windows folder."""
+
+    node: _Node
+    letter: str              # its drive letter (case-folded); "c" when the copy names none
+    parent: _Node | None     # the folder holding it and its sibling drives, when known
+
+
+_DRIVE_NAME = re.compile(r"([a-z]):?")
+_DRIVE_PATH = re.compile(r"([A-Za-z]):[\\/]")
+# Characters no Windows folder name holds (and ':' only after the drive letter).
+_BAD_NAME = re.compile(r'[<>:"|?*\x00-\x1f]')
+
+
+class _VdirWalk:
+    """Reads each applicationHost.config found and walks the folders its sites serve."""
+
+    def __init__(self, locator: Locator, index: dict[tuple[str, ...], int]) -> None:
+        self._loc = locator
+        self._tree = locator._tree
+        self._log = locator._log
+        self._index = index     # candidate position by raw parts: each file listed once
+        self._walked: set[tuple[str, ...]] = set()
+        self._listings: dict[tuple[str, ...], list[Entry] | None] = {}
+
+    def config(self, config: _Node) -> None:
+        shown = self._tree.display(config.parts)
+        drive = self._drive_root(config, shown)
+        if drive is None:
+            return
+        try:
+            data = self._tree.head(config.parts, MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            self._log.add("unreadable file", shown, f"cannot read: {_reason(exc)}")
+            return
+        messages: list[str] = []
+        found = virtual_directories(data, messages, self._variables(drive))
+        for message in messages:
+            self._log.add("iis config", shown, f"IIS config: {message}")
+        targets: dict[tuple[str, ...], tuple[_Node, str]] = {}
+        for vdir in found:
+            node = self._folder(vdir, drive, shown)
+            if node is not None:
+                targets.setdefault(node.low, (node, vdir.url_path))
+        for low in sorted(targets, key=lambda k: (len(k), k)):  # outer folders first
+            if any(low[:k] in self._walked for k in range(1, len(low) + 1)):
+                continue
+            self._walked.add(low)
+            node, url = targets[low]
+            if not self._walked_as_web(node):
+                self._walk(node, url)
+
+    def _drive_root(self, config: _Node, shown: str) -> _DriveRoot | None:
+        """The drive copy holding `Windows/System32/inetsrv/config/applicationHost.config`."""
+        k = len(config.low) - 5
+        if k < 0 or config.low[k] != "windows":
+            self._log.add(
+                "iis vdir outside", shown,
+                "IIS config not inside a copy of a Windows folder: the drive root is unknown, "
+                "so its virtual directories were not searched",
+            )
+            return None
+        if not self._boundary(config, k):
+            self._log.add(
+                "iis vdir outside", shown,
+                "the drive root of this IIS config lies outside the collection or inside one "
+                "flattened name; its virtual directories were not searched",
+            )
+            return None
+        node = _prefix(config, k)
+        named = _DRIVE_NAME.fullmatch(config.low[k - 1]) if k > 0 else None
+        parent = None
+        if named is not None and self._boundary(config, k - 1):
+            parent = _prefix(config, k - 1)
+        return _DriveRoot(node, named.group(1) if named else "c", parent)
+
+    @staticmethod
+    def _boundary(node: _Node, k: int) -> bool:
+        """Whether the first k logical names end exactly at a raw name inside the tree."""
+        if k >= len(node.owner) or node.owner[k] < 0:
+            return False
+        return k == 0 or node.owner[k - 1] != node.owner[k]
+
+    def _variables(self, drive: _DriveRoot) -> dict[str, str]:
+        """IIS's variables for this drive: its letter; Exchange's install path if found."""
+        letter = drive.letter.upper()
+        found = {
+            name: (letter + value[1:] if value[1:2] == ":" else value)
+            for name, value in DEFAULT_VARIABLES.items()
+        }
+        depth = len(drive.node.low)
+        roots = sorted(
+            root for root in self._loc._roots
+            if len(root) > depth and root[:depth] == drive.node.low
+        )
+        if roots:
+            found["exchangeinstallpath"] = f"{letter}:\\" + "\\".join(roots[0][depth:]) + "\\"
+        return found
+
+    def _folder(self, vdir: VirtualDirectory, drive: _DriveRoot, shown: str) -> _Node | None:
+        """The copy's folder for a virtual directory's physical path (problems named)."""
+        path = vdir.physical_path
+        label = f"virtual directory {quoted(vdir.url_path)} of site {quoted(vdir.site)}"
+        target = quoted(path)
+        if path[:4] in ("\\\\?\\", "\\\\.\\"):  # \\?\C:\... is a local path
+            path = path[4:]
+            if path[:4].casefold() == "unc\\":
+                path = "\\" + path[3:]
+        if path.startswith(("\\\\", "//")):
+            self._log.add(
+                "iis vdir outside", shown,
+                f"{label} points at network share {target} (UNC path); not in the copy, "
+                "not searched",
+            )
+            return None
+        drive_at = _DRIVE_PATH.match(path)
+        if drive_at is None:
+            self._log.add(
+                "iis vdir outside", shown,
+                f"{label} points at {target}, not an absolute drive path; not searched",
+            )
+            return None
+        pieces = [p for p in re.split(r"[\\/]", path[3:]) if p not in ("", ".")]
+        if ".." in pieces:
+            self._log.add(
+                "iis vdir outside", shown,
+                f"{label} points at {target}, which climbs with '..'; not followed",
+            )
+            return None
+        if any(_BAD_NAME.search(p) for p in pieces):
+            self._log.add(
+                "iis vdir outside", shown,
+                f"{label} points at {target}, which holds characters no Windows folder "
+                "name has; not searched",
+            )
+            return None
+        node = self._drive(drive_at.group(1).casefold(), drive)
+        if node is None:
+            self._log.add(
+                "iis vdir missing", shown,
+                f"{label} points at {target}, on drive {drive_at.group(1).upper()}: which is "
+                "not in the copy; not searched",
+            )
+            return None
+        for piece in pieces:
+            step = self._child(node, piece)
+            if isinstance(step, str):
+                self._log.add(
+                    "iis vdir missing", shown, f"{label} points at {target}: {step}; not searched"
+                )
+                return None
+            node = step
+        return node
+
+    def _drive(self, letter: str, drive: _DriveRoot) -> _Node | None:
+        if letter == drive.letter:
+            return drive.node
+        if drive.parent is None:
+            return None
+        for entry in self._entries(drive.parent) or []:
+            named = _DRIVE_NAME.fullmatch("".join(logical_pieces(entry.name)).casefold())
+            if entry.type is EntryType.DIR and named is not None and named.group(1) == letter:
+                return drive.parent.child(entry.name)
+        # A copy of the system drive kept in a one-letter folder (a mount point such as
+        # /mnt/e) is still C: to the server when no folder for C: stands beside it.
+        return drive.node if letter == "c" else None
+
+    def _child(self, node: _Node, piece: str) -> _Node | str:
+        """The sub-folder of that (case-insensitive) name, or why there is none."""
+        want = [piece.casefold()]
+        for entry in self._entries(node) or []:
+            if [p.casefold() for p in logical_pieces(entry.name)] != want:
+                continue
+            if entry.type is EntryType.DIR:
+                return node.child(entry.name)
+            if entry.type is EntryType.SYMLINK:
+                return f"{self._tree.display((*node.parts, entry.name))} is a symbolic link"
+        return f"{quoted(piece)} is not in the copy"
+
+    def _entries(self, node: _Node) -> list[Entry] | None:
+        if node.parts not in self._listings:
+            self._listings[node.parts] = self._loc._list(node, note=False)
+        return self._listings[node.parts]
+
+    def _walked_as_web(self, node: _Node) -> bool:
+        """Whether the main walk already listed this folder's files as web files."""
+        web = _web_folder(node.low)
+        if web is None or any(p in _PRUNE_ANYWHERE for p in node.low) or self._loc._prune(node):
+            return False
+        if web.needs_root:  # ClientAccess: web files only once the install is known
+            return web.root_len is not None and node.low[: web.root_len] in self._loc._roots
+        return True
+
+    def _walk(self, top: _Node, url: str) -> None:
+        """List every file below a served folder as a web file, bounded like a zone."""
+        loc = self._loc
+        files = 0
+        stack = [top]
+        while stack and not loc._capped:
+            folder = stack.pop()
+            children = loc._list(folder, note=False)
+            if children is None:
+                continue
+            dirs: list[_Node] = []
+            for entry in children:
+                loc._entries += 1
+                if loc._entries > MAX_ENTRIES:
+                    loc._capped = True
+                    self._log.add(
+                        "entry cap", loc._where,
+                        f"walk stopped after {MAX_ENTRIES} entries; the rest was not examined",
+                    )
+                    return
+                if entry.type is EntryType.FILE:
+                    files += 1
+                    if files > MAX_ZONE_FILES:
+                        self._log.add(
+                            "zone cap", self._tree.display(top.parts) or ".",
+                            f"more than {MAX_ZONE_FILES} files in this IIS virtual directory; "
+                            "the rest not listed",
+                        )
+                        return
+                    child = folder.child(entry.name)
+                    below = "/".join(child.orig[len(top.orig) :])
+                    self._web_file(child, url.rstrip("/") + "/" + below)
+                elif entry.type is EntryType.DIR:
+                    child = folder.child(entry.name)
+                    if child.low and child.low[-1] in _PRUNE_ANYWHERE:
+                        continue
+                    if len(child.parts) > MAX_DEPTH:
+                        self._log.add(
+                            "depth cap", self._tree.display(child.parts),
+                            f"folder deeper than {MAX_DEPTH} levels; not walked further",
+                        )
+                        continue
+                    dirs.append(child)
+                else:
+                    loc._visit(entry, folder, FolderRules(), dirs)  # names links, vanished
+            stack.extend(reversed(dirs))
+
+    def _web_file(self, node: _Node, url: str) -> None:
+        """List a served file as a web file, once (a zone file found earlier becomes one)."""
+        candidates = self._loc._candidates
+        at = self._index.get(node.parts)
+        if at is None:
+            self._index[node.parts] = len(candidates)
+            candidates.append(_Candidate(node, Match(ArtifactKind.WEB_FILE), url))
+            return
+        old = candidates[at].match
+        if old.kind in _SERVABLE_KINDS:
+            web = Match(ArtifactKind.WEB_FILE, root_len=old.root_len)
+            candidates[at] = _Candidate(node, web, url)
+
+
+# Kinds a file in a served folder is listed as web file instead of (logs keep their kind).
+_SERVABLE_KINDS = frozenset({
+    ArtifactKind.WEB_FILE, ArtifactKind.OTHER_FILE, ArtifactKind.EVENT_EXPORT,
+})
+
+
+def _prefix(node: _Node, k: int) -> _Node:
+    """The folder made of the first k logical names (k ends at a raw name boundary)."""
+    raw = node.owner[k] if k < len(node.owner) else len(node.parts)
+    return _Node(node.parts[: max(raw, 0)], node.low[:k], node.orig[:k], node.owner[:k])
+
+
 
 
 _EXCHANGE_KINDS = frozenset({

@@ -257,6 +257,8 @@ def member_parts(name: str) -> tuple[tuple[str, ...], str | None]:
     parts = tuple(p for p in raw if p not in ("", "."))
     if not parts:
         return (), "empty name"
+    if _DRIVE_LETTER.match(parts[0]):  # './C:/x' names a drive just as well
+        return (), "drive letter in path"
     return parts, None
 
 

@@ -318,7 +318,7 @@ class WebShellReentry(Check):
             return
         self._files_scanned = True
         path = record.get("path") or record.artifact
-        url = url_path(path)
+        url = record.get("served_at").lower() or url_path(path)
         if url is None:
             return
         self._files_seen.add(url)

@@ -396,6 +396,8 @@ def scan_file(
         "size": str(artifact.size),
         "mtime": iso(artifact.mtime) or "",
         "web_path": web_relative(artifact.path) or "",
+        # The URL an IIS virtual directory serves the file at, when the collection knows it.
+        "served_at": artifact.served_at or "",
     }
     notes: list[str] = []
     if odd_name(artifact.path):

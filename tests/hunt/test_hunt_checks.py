@@ -87,3 +87,15 @@ def test_findings_carry_the_contract_fields(judge: Judge, data: Path) -> None:
                               "artifact", "line", "evidence", "client_ip", "webshell_path"}
         assert data_["severity"] in {s.label for s in Severity}
         assert data_["line"] and data_["line"] > 5  # after the header block
+
+
+def test_shell_locations_by_url() -> None:
+    from exhunt.checks.iis import is_shell_location
+
+    for shell in ("/aspnet_client/system_web/a.aspx", "/owa/auth/OutlookEN.aspx",
+                  "/ecp/auth/errorcheck.aspx", "/owa/auth/Current/themes/resources/win.ashx",
+                  "/OAB/log.aspx", "/shell.aspx"):
+        assert is_shell_location(shell), shell
+    for product in ("/owa/auth/logon.aspx", "/ecp/default.aspx", "/EWS/Exchange.asmx",
+                    "/ecp/PersonalSettings/HomePage.aspx", "/owa/auth/x.js", "/owa/"):
+        assert not is_shell_location(product), product

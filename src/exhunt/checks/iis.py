@@ -55,7 +55,7 @@ def is_shell_location(path: str) -> bool:
         return True  # the web root itself holds no script pages on an Exchange server
     if any(low.startswith(folder) for folder in _URLS["suspect_folders"]):
         return True
-    if low.startswith("/owa/auth/"):
+    if any(low.startswith(folder) for folder in _URLS["auth_folders"]):
         return low.rsplit("/", 1)[-1] not in _URLS["product_owa_auth_pages"]
     return False
 

@@ -65,7 +65,8 @@ def forged_request(record: LogRecord) -> ForgedRequest | None:
     host, _, path = target.partition("/")
     host = host.rsplit("@", 1)[-1].lower()
     host = host.split("]", 1)[0] + "]" if host.startswith("[") else host.split(":", 1)[0]
-    return ForgedRequest(record, host, "/" + path.lower(), record.get("HttpStatus"))
+    status = record.get("HttpStatus") or record.get("BackEndStatus")
+    return ForgedRequest(record, host, "/" + path.lower(), status)
 
 
 class ProxyLogonSsrf(Check):

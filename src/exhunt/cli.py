@@ -167,19 +167,23 @@ def demo_command(
 
 def _register_parts() -> None:
     """Each part adds its own commands; their heavy imports wait until a command runs."""
+    from exhunt.cases.cli import register as case_commands
     from exhunt.collect.cli import register as collect_commands
     from exhunt.hunt.baseline_cli import register as baseline_commands
     from exhunt.lab.cli import register as lab_commands
     from exhunt.scan.cli import register as scan_commands
 
-    for register in (collect_commands, lab_commands, baseline_commands, scan_commands):
+    for register in (collect_commands, lab_commands, baseline_commands, scan_commands,
+                     case_commands):
         register(app, lab)
 
 
-_register_parts()
-
-
 def main() -> None:
+    # The hunt is often one command in a loop over many copies: it does not wait for the
+    # coordinator's database layer or the scanner's HTTP stack to import.
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command not in ("hunt", "demo"):
+        _register_parts()
     app()
 
 

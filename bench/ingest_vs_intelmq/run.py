@@ -1,0 +1,73 @@
+"""Shadowserver scan_exchange CSV: exhunt vs IntelMQ's Shadowserver parser (library mode).
+
+    .venv/bin/python bench/ingest_vs_intelmq/run.py [--rows 50000]
+
+Set-up of the peer, once (IntelMQ is AGPL and pins its own dependencies, so it lives in its own
+venv): python3 -m venv /tmp/intelmq-venv && /tmp/intelmq-venv/bin/pip install intelmq
+(or point INTELMQ_PYTHON at another venv's python).
+
+Measured: (a) exhunt's reader alone vs IntelMQ's parser alone (like for like: CSV rows to
+normalised events in memory), (b) the whole `exhunt ingest` (parse, attribute, store in SQLite,
+move host states, open cases) vs IntelMQ's parser alone (which stores nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from exhunt.cases.feeds import Sighting, read_shadowserver
+from exhunt.cases.ingest import Ingestor
+from exhunt.lab.campaign import write_campaign
+from exhunt.store.db import Store
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=50_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="exhunt-bench-ingest-"))
+    write_campaign(work, servers=args.rows, days=1, parquet=False)
+    csv_path = next(work.glob("*-scan_exchange.csv"))
+    data = csv_path.read_bytes()
+
+    start = time.perf_counter()
+    parsed = sum(1 for r in read_shadowserver(data, csv_path.name) if isinstance(r, Sighting))
+    parse_s = time.perf_counter() - start
+
+    store = Store(f"sqlite:///{work / 'bench.db'}")
+    start = time.perf_counter()
+    result = Ingestor(store).ingest(csv_path)
+    ingest_s = time.perf_counter() - start
+    store.close()
+
+    peer = os.environ.get("INTELMQ_PYTHON", "/tmp/intelmq-venv/bin/python")
+    if not Path(peer).exists():
+        sys.exit(f"IntelMQ venv not found at {peer}; see this file's docstring")
+    out = subprocess.run([peer, str(HERE / "intelmq_side.py"), str(csv_path)],
+                         capture_output=True, text=True, check=True)
+    intelmq = json.loads(out.stdout.strip().splitlines()[-1])
+
+    rows = result.rows
+    exhunt_parse = parsed / parse_s
+    exhunt_ingest = rows / ingest_s
+    intelmq_rate = intelmq["events"] / intelmq["seconds"]
+    print(f"rows: {rows} (exhunt parsed {parsed}, stored {result.added}; "
+          f"IntelMQ events {intelmq['events']})")
+    print(f"exhunt reader only:         {exhunt_parse:10.0f} rows/s ({parse_s:.2f} s)")
+    print(f"exhunt ingest (SQLite):     {exhunt_ingest:10.0f} rows/s ({ingest_s:.2f} s)")
+    print(f"IntelMQ parser (library):   {intelmq_rate:10.0f} rows/s ({intelmq['seconds']:.2f} s)")
+    print(f"ratio reader/IntelMQ:       {exhunt_parse / intelmq_rate:10.1f}x")
+    print(f"ratio full ingest/IntelMQ:  {exhunt_ingest / intelmq_rate:10.1f}x")
+
+
+if __name__ == "__main__":
+    main()

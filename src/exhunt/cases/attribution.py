@@ -1,0 +1,157 @@
+"""Who owns an address: the coordinator's contacts list (most specific network wins), AS
+number and name from a user-supplied ip2asn TSV, country offline from iptocc, sector from the
+contacts list, else the feed's NAICS code, else unknown."""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import iptocc
+
+from exhunt.errors import InputError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+UNKNOWN_SECTOR = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    organisation_id: int
+    cidr: str
+
+
+class NetworkIndex:
+    """Most-specific-prefix lookup over the constituency's networks (IPv4 and IPv6)."""
+
+    def __init__(self) -> None:
+        # (ip version, prefix length) -> network address as int -> owner
+        self._tables: dict[tuple[int, int], dict[int, Owner]] = {}
+        self._lengths: dict[int, list[int]] = {4: [], 6: []}
+
+    def add(self, cidr: str, organisation_id: int) -> None:
+        network = ipaddress.ip_network(cidr, strict=False)
+        key = (network.version, network.prefixlen)
+        if key not in self._tables:
+            self._tables[key] = {}
+            lengths = self._lengths[network.version]
+            lengths.append(network.prefixlen)
+            lengths.sort(reverse=True)  # longest (most specific) first
+        self._tables[key][int(network.network_address)] = Owner(organisation_id, str(network))
+
+    def lookup(self, ip: str) -> Owner | None:
+        address = ipaddress.ip_address(ip)
+        bits = address.max_prefixlen
+        value = int(address)
+        for length in self._lengths[address.version]:
+            masked = value >> (bits - length) << (bits - length) if length else 0
+            owner = self._tables[(address.version, length)].get(masked)
+            if owner is not None:
+                return owner
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(table) for table in self._tables.values())
+
+
+@dataclass(frozen=True, slots=True)
+class AsInfo:
+    asn: int
+    name: str
+
+
+class AsnTable:
+    """iptoasn.com-style TSV: range_start, range_end, AS number, country, AS description.
+    Rows with AS 0 ('Not routed') are skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self._starts: dict[int, list[int]] = {4: [], 6: []}
+        self._rows: dict[int, list[tuple[int, AsInfo]]] = {4: [], 6: []}
+        entries: list[tuple[int, int, int, AsInfo]] = []
+        try:
+            handle = path.open(encoding="utf-8", errors="replace", newline="")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the ip2asn table: {exc}") from exc
+        with handle:
+            for line in handle:
+                entry = self._parse(line)
+                if entry is not None:
+                    entries.append(entry)
+        for version, start, end, info in sorted(entries, key=lambda e: (e[0], e[1])):
+            self._starts[version].append(start)
+            self._rows[version].append((end, info))
+
+    @staticmethod
+    def _parse(line: str) -> tuple[int, int, int, AsInfo] | None:
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) < 3 or not parts[2].strip().isdigit():
+            return None
+        try:
+            start = ipaddress.ip_address(parts[0].strip())
+            end = ipaddress.ip_address(parts[1].strip())
+        except ValueError:
+            return None
+        asn = int(parts[2])
+        if asn == 0 or start.version != end.version:
+            return None
+        name = parts[4].strip()[:200] if len(parts) > 4 else ""
+        return start.version, int(start), int(end), AsInfo(asn, name)
+
+    def lookup(self, ip: str) -> AsInfo | None:
+        address = ipaddress.ip_address(ip)
+        value = int(address)
+        starts = self._starts[address.version]
+        index = bisect.bisect_right(starts, value) - 1
+        if index < 0:
+            return None
+        end, info = self._rows[address.version][index]
+        return info if value <= end else None
+
+
+def country_of(ip: str) -> str | None:
+    """RIR-assigned country, offline (iptocc ships the RIR data in the wheel)."""
+    try:
+        code = iptocc.country_code(ip)
+    except (ValueError, TypeError):
+        return None
+    return code if isinstance(code, str) and code else None
+
+
+@lru_cache(maxsize=1)
+def _naics_table() -> tuple[tuple[str, str], ...]:
+    text = (resources.files("exhunt.cases") / "data" / "naics_sectors.csv").read_text("utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    rows = list(csv.DictReader(lines))
+    return tuple(sorted(((r["prefix"], r["sector"]) for r in rows), key=lambda r: -len(r[0])))
+
+
+def sector_from_naics(code: str | None) -> str | None:
+    if not code:
+        return None
+    digits = code.strip()
+    if not digits.isdigit():
+        return None
+    for prefix, sector in _naics_table():
+        if digits.startswith(prefix):
+            return sector
+    return None
+
+
+def choose_sector(
+    contacts_sector: str | None, naics: str | None, feed_sector: str | None
+) -> tuple[str, str]:
+    """(sector, where it came from): contacts list, else NAICS, else the feed's text, else
+    unknown."""
+    if contacts_sector:
+        return contacts_sector, "contacts"
+    from_naics = sector_from_naics(naics)
+    if from_naics:
+        return from_naics, "naics"
+    if feed_sector:
+        return feed_sector[:128], "feed"
+    return UNKNOWN_SECTOR, "unknown"

@@ -1,0 +1,344 @@
+"""Coordinator commands: ingest, contacts import, cases, rejects, notify, stats."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import func, select
+
+from exhunt.cases.attribution import AsnTable
+from exhunt.cases.contacts import import_contacts
+from exhunt.cases.ingest import Ingestor
+from exhunt.cases.notify import (
+    Renderer,
+    Sender,
+    SmtpTarget,
+    parse_duration,
+    plan_round,
+    process_bounces,
+)
+from exhunt.errors import ExhuntError
+from exhunt.lab.campaign import write_campaign
+from exhunt.store.db import Store
+from exhunt.store.lake import ObservationLake
+from exhunt.store.models import Case, Event, Host, Message, Observation, Reject
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: EXHUNT_DB, else sqlite exhunt.db here)."),
+]
+FormatOption = Annotated[str, typer.Option("--format", help="text or json")]
+
+
+def _fail(exc: ExhuntError) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _json_out(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def case_rows(store: Store, *, detail: bool = False) -> list[dict[str, Any]]:
+    """Cases with their hosts; with `detail`, each host's evidence and each case's history."""
+    with store.session() as session:
+        cases = list(session.scalars(select(Case).order_by(Case.reference)))
+        hosts = list(session.scalars(select(Host).where(Host.organisation_id.is_not(None))
+                                     .order_by(Host.ip)))
+        by_org: dict[int, list[Host]] = {}
+        for host in hosts:
+            assert host.organisation_id is not None
+            by_org.setdefault(host.organisation_id, []).append(host)
+        evidence: dict[int, list[dict[str, Any]]] = {}
+        history: dict[int, list[dict[str, Any]]] = {}
+        if detail:
+            for o in session.scalars(select(Observation).order_by(Observation.seen_at)):
+                evidence.setdefault(o.host_id, []).append({
+                    "seen_at": o.seen_at.isoformat(), "source": o.source, "state": o.state,
+                    "evidence": o.evidence})
+            host_case = {h.id: h.organisation_id for h in hosts}
+            case_of_org = {c.organisation_id: c.id for c in cases}
+            for e in session.scalars(select(Event).order_by(Event.at, Event.id)):
+                case_id = e.case_id or case_of_org.get(host_case.get(e.host_id or -1) or -1)
+                if case_id is not None:
+                    history.setdefault(case_id, []).append(
+                        {"at": e.at.isoformat(), "kind": e.kind, "detail": e.detail})
+        rows = []
+        for c in cases:
+            row: dict[str, Any] = {
+                "reference": c.reference, "organisation": c.organisation.name,
+                "status": c.status, "flagged": c.flagged, "flag_reason": c.flag_reason,
+                "last_notified_at": c.last_notified_at.isoformat() if c.last_notified_at
+                else None,
+                "contacts": [ct.email for ct in c.organisation.contacts],
+                "hosts": [_host_json(h) | ({"evidence": evidence.get(h.id, [])} if detail else {})
+                          for h in by_org.get(c.organisation_id, [])],
+            }
+            if detail:
+                row["history"] = history.get(c.id, [])
+            rows.append(row)
+        return rows
+
+
+def _host_json(h: Host) -> dict[str, Any]:
+    return {"ip": h.ip, "hostname": h.hostname, "state": h.state, "worst_state": h.worst_state,
+            "network": h.network, "asn": h.asn, "as_name": h.as_name, "country": h.country,
+            "sector": h.sector, "sector_source": h.sector_source,
+            "first_seen": h.first_seen.isoformat() if h.first_seen else None,
+            "last_seen": h.last_seen.isoformat() if h.last_seen else None}
+
+
+def unattributed_rows(store: Store) -> list[dict[str, Any]]:
+    with store.session() as session:
+        return [_host_json(h) for h in session.scalars(
+            select(Host).where(Host.organisation_id.is_(None)).order_by(Host.ip))]
+
+
+def stats(store: Store) -> dict[str, Any]:
+    with store.session() as session:
+        hosts = session.execute(select(Host.state, Host.country, Host.sector, Host.asn,
+                                       Host.first_vulnerable_at, Host.first_patched_at)).all()
+        messages = session.execute(select(Message.status)).scalars().all()
+        notified = session.execute(
+            select(Host.first_patched_at, func.min(Message.sent_at))
+            .join(Case, Case.organisation_id == Host.organisation_id)
+            .join(Message, Message.case_id == Case.id)
+            .where(Message.sent_at.is_not(None)).group_by(Host.id, Host.first_patched_at)).all()
+    uptake: Counter[str] = Counter()
+    vulnerable = 0
+    for _state, _c, _s, _a, first_vuln, first_patch in hosts:
+        if first_vuln is not None:
+            vulnerable += 1
+            if first_patch is not None:
+                uptake[f"{first_patch:%Y-%m-%d}"] += 1
+    curve: list[dict[str, Any]] = []
+    running = 0
+    for day in sorted(uptake):
+        running += uptake[day]
+        curve.append({"day": day, "patched_share": running / vulnerable if vulnerable else 0})
+    waits = sorted((fixed - sent).total_seconds() / 86400 for fixed, sent in notified
+                   if fixed is not None and sent is not None and fixed >= sent)
+    return {
+        "hosts": len(hosts),
+        "remediation_after_notice": {
+            "notified_hosts": len(notified), "remediated": len(waits),
+            "median_days": waits[len(waits) // 2] if waits else None},
+        "by_state": dict(Counter(str(h[0]) for h in hosts)),
+        "by_country": dict(Counter(str(h[1]) for h in hosts)),
+        "by_sector": dict(Counter(str(h[2]) for h in hosts)),
+        "by_asn": dict(Counter(str(h[3]) for h in hosts)),
+        "messages": dict(Counter(messages)),
+        "uptake": curve,
+    }
+
+
+def register(app: typer.Typer, lab: typer.Typer) -> None:
+    contacts_app = typer.Typer(help="The constituency list: who owns which network.")
+    app.add_typer(contacts_app, name="contacts")
+
+    @app.command("ingest")
+    def ingest_cmd(
+        files: Annotated[list[Path], typer.Argument(help="Scan JSONL, hunt JSON, CSV")],
+        db: DbOption = None,
+        ip2asn: Annotated[Path | None, typer.Option(help="ip2asn TSV")] = None,
+        host_ip: Annotated[str | None, typer.Option(help="Hunt report host")] = None,
+        parquet: Annotated[Path | None, typer.Option(help="Also write Parquet here")] = None,
+        fmt: FormatOption = "text",
+        quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    ) -> None:
+        """Take evidence files in; a file already taken in adds nothing."""
+        try:
+            store = Store(db)
+            ingestor = Ingestor(store, AsnTable(ip2asn) if ip2asn else None,
+                                ObservationLake(parquet) if parquet else None)
+            results = []
+            failed = False
+            with Progress(console=Console(stderr=True),
+                          disable=quiet or not sys.stderr.isatty()) as bar:
+                for path in bar.track(files, description="ingesting"):
+                    try:
+                        results.append(ingestor.ingest(path, host_ip=host_ip))
+                    except ExhuntError as exc:
+                        failed = True
+                        bar.console.print(f"error: {exc}", markup=False, highlight=False)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        if fmt == "json":
+            _json_out([asdict(r) for r in results])
+        else:
+            for r in results:
+                print(f"{r.name}: {r.kind}, {r.status}, {r.rows} rows, {r.added} added, "
+                      f"{r.rejected} rejected")
+        if failed:
+            raise typer.Exit(3)
+
+    @contacts_app.command("import")
+    def contacts_import_cmd(file: Path, db: DbOption = None) -> None:
+        """Import network,org,country,sector,email (most specific network wins)."""
+        try:
+            r = import_contacts(Store(db), file)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        print(f"{file}: {r.rows} rows, {r.organisations} organisations, {r.networks} networks, "
+              f"{r.contacts} new contacts, {r.rejected} rejected, "
+              f"{r.hosts_attributed} hosts changed owner")
+
+    @app.command("cases")
+    def cases_cmd(
+        db: DbOption = None, fmt: FormatOption = "text",
+        unattributed: Annotated[bool, typer.Option(help="Hosts with no owner yet")] = False,
+        detail: Annotated[bool, typer.Option(help="Evidence per host, history per case")] = False,
+    ) -> None:
+        """List cases (one per organisation) or the unattributed queue."""
+        try:
+            store = Store(db)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        rows = unattributed_rows(store) if unattributed else case_rows(store, detail=detail)
+        if fmt == "json":
+            _json_out(rows)
+            return
+        table = Table(title="unattributed hosts" if unattributed else "cases")
+        if unattributed:
+            for col in ("ip", "hostname", "state", "country", "asn"):
+                table.add_column(col)
+            for h in rows:
+                table.add_row(*(str(h[c] or "") for c in ("ip", "hostname", "state", "country",
+                                                          "asn")))
+        else:
+            for col in ("reference", "organisation", "status", "hosts", "worst", "flagged"):
+                table.add_column(col)
+            for c in rows:
+                states = sorted({h["state"] for h in c["hosts"] if h["state"]})
+                table.add_row(c["reference"], c["organisation"], c["status"],
+                              str(len(c["hosts"])), ", ".join(states),
+                              c["flag_reason"] or "")
+        Console(highlight=False).print(table, markup=False)
+
+    @app.command("rejects")
+    def rejects_cmd(db: DbOption = None, fmt: FormatOption = "text") -> None:
+        """Rows that could not be used, with the reason."""
+        try:
+            store = Store(db)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        with store.session() as session:
+            rows: list[dict[str, Any]] = [
+                {"source": r.source, "line": r.line, "reason": r.reason, "raw": r.raw}
+                for r in session.scalars(select(Reject).order_by(Reject.id))]
+        if fmt == "json":
+            _json_out(rows)
+            return
+        table = Table(title=f"{len(rows)} rejected rows")
+        for col in ("source", "line", "reason", "raw"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["source"], str(r["line"] or ""), r["reason"], r["raw"][:200])
+        Console(highlight=False).print(table, markup=False)
+
+    @app.command("notify")
+    def notify_cmd(
+        smtp: Annotated[str, typer.Option(help="SMTP relay HOST:PORT")],
+        sender: Annotated[str, typer.Option(help="From address")],
+        db: DbOption = None,
+        renotify_after: Annotated[str | None, typer.Option(help="e.g. 7d")] = None,
+        rate: Annotated[float | None, typer.Option(help="Messages per second at most")] = None,
+        retry_base: Annotated[str, typer.Option(help="First retry delay, doubling")] = "60s",
+        bounces: Annotated[Path | None, typer.Option(help="Folder of delivery reports")] = None,
+        verify: Annotated[str | None, typer.Option(help="Sender verification line")] = None,
+        plan_only: Annotated[bool, typer.Option(help="Queue only")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    ) -> None:
+        """One notice per organisation with its hosts and guidance, each sent exactly once."""
+        try:
+            store = Store(db)
+            if bounces is not None:
+                b = process_bounces(store, bounces)
+                print(f"bounces: {b.files} files, {b.matched} notices bounced, "
+                      f"{b.unmatched} not ours")
+            plan = plan_round(store, Renderer(sender, verify),
+                              renotify_after=parse_duration(renotify_after)
+                              if renotify_after else None)
+            print(f"queued {plan.queued} notices; {plan.skipped_no_contact} cases have no "
+                  "usable contact")
+            if plan_only:
+                return
+            with Progress(console=Console(stderr=True),
+                          disable=quiet or not sys.stderr.isatty()) as bar:
+                task = bar.add_task("sending", total=None)
+                result = Sender(store, SmtpTarget.parse(smtp), sender, rate=rate,
+                                retry_base=parse_duration(retry_base),
+                                on_sent=lambda: bar.advance(task)).run()
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        print(f"sent {result.sent}, retry later {result.retried}, failed {result.failed}, "
+              f"recovered after a stop {result.recovered}")
+
+    @app.command("stats")
+    def stats_cmd(
+        db: DbOption = None, fmt: FormatOption = "text",
+        parquet: Annotated[Path | None, typer.Option(
+            help="Observation Parquet folder: uptake curve from it with DuckDB")] = None,
+    ) -> None:
+        """Counts by state, country, sector and AS; the patch-uptake curve."""
+        try:
+            data = stats(Store(db))
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        if parquet is not None:
+            total, curve = ObservationLake(parquet).uptake()
+            data["uptake_source"] = str(parquet)
+            data["uptake_hosts_first_vulnerable"] = total
+            data["uptake"] = [{"day": p.day, "patched_share": p.share} for p in curve]
+        if fmt == "json":
+            _json_out(data)
+            return
+        console = Console(highlight=False)
+        for key in ("by_state", "by_country", "by_sector", "by_asn", "messages"):
+            table = Table(title=key.replace("_", " "))
+            table.add_column("value")
+            table.add_column("hosts" if key != "messages" else "messages", justify="right")
+            for value, count in sorted(data[key].items(), key=lambda kv: -kv[1])[:20]:
+                table.add_row(value, str(count))
+            console.print(table, markup=False)
+        table = Table(title="patch uptake (of hosts first seen vulnerable)")
+        table.add_column("day")
+        table.add_column("patched", justify="right")
+        for point in data["uptake"]:
+            table.add_row(point["day"], f"{point['patched_share']:.1%}")
+        console.print(table, markup=False)
+
+    @lab.command("campaign")
+    def campaign_cmd(
+        out: Annotated[Path, typer.Argument(help="Folder for the CSVs, contacts and Parquet")],
+        servers: Annotated[int, typer.Option(help="Exposed servers")] = 400_000,
+        days: Annotated[int, typer.Option(help="Days of daily reports")] = 30,
+        seed: Annotated[int, typer.Option(help="Random seed")] = 2021,
+        parquet: Annotated[bool, typer.Option(help="Also write Parquet observations")] = True,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    ) -> None:
+        """Synthetic campaign: daily Shadowserver-style CSVs following the March 2021 uptake."""
+        show = not quiet and sys.stderr.isatty()
+        with Progress(console=Console(stderr=True), disable=not show) as bar:
+            task = bar.add_task("writing days", total=days)
+            summary = write_campaign(out, servers=servers, days=days, seed=seed,
+                                     parquet=parquet,
+                                     progress=lambda done: bar.update(task, completed=done))
+        print(f"{out}: {summary.servers} servers in {summary.organisations} organisations, "
+              f"{summary.days} daily CSVs with {summary.csv_rows} rows, "
+              f"{summary.observations} Parquet observations, {summary.webshells} web shells")

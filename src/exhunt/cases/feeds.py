@@ -1,0 +1,393 @@
+"""Readers for the evidence the coordinator takes in: Shadowserver scan_exchange CSV,
+exhunt scan JSONL and exhunt hunt JSON. Each yields a Sighting per usable row and a RowProblem
+(with the reason) per unusable one; they know formats and decide nothing about cases.
+
+Formats: DESIGN.md "Contracts"; Shadowserver columns from
+The-Shadowserver-Foundation/report_schema reports.json (2026-03-24) and the 2021 IntelMQ
+fixture (reference/scanning.md section 4).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from exhunt.readers.base import MAX_LINE_BYTES
+from exhunt.store.models import HostState
+
+MAX_FIELD_CHARS = 2000  # feed text kept per field; the rest is cut, marked, and still stored
+MAX_RAW_CHARS = 4000
+
+# Shadowserver tag text -> what it says about the host (IntelMQ's scan_exchange_* functions
+# match 'webshell' anywhere in the tag since 2023-11-16; reference/scanning.md 4.3).
+WEBSHELL_MARK = "webshell"
+CVE_MARK = "cve-"
+
+HUNT_VERDICTS: dict[str, HostState] = {
+    "clean": HostState.CLEAN,
+    "probed": HostState.CLEAN,  # attempts that failed: no compromise found
+    "exploited": HostState.EXPLOITED,
+    "backdoored": HostState.BACKDOOR,
+    "reentered": HostState.REENTERED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One thing seen about one host, normalised from any source."""
+
+    source: str  # shadowserver | scan | hunt
+    ip: str | None  # None only for a hunt report that names no address
+    seen_at: datetime  # naive UTC
+    state: HostState
+    evidence: str
+    line: int | None = None
+    port: int | None = None
+    hostname: str | None = None
+    servername: str | None = None
+    build: str | None = None
+    asn: int | None = None
+    country: str | None = None
+    naics: str | None = None
+    feed_sector: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    source: str
+    line: int | None
+    reason: str
+    raw: str
+
+
+Row = Sighting | RowProblem
+
+
+def clean_text(value: object, limit: int = MAX_FIELD_CHARS) -> str:
+    """Feed text as storable data: NUL (which PostgreSQL refuses) made visible, length bounded."""
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if len(text) > limit:
+        text = text[:limit] + f"...[{len(text) - limit} more chars cut]"
+    return text
+
+
+def optional_text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = clean_text(value).strip()
+    return text or None
+
+
+def parse_ip(value: object) -> str:
+    """The canonical text of an IPv4/IPv6 address; ValueError names what was given."""
+    if not isinstance(value, str):
+        raise ValueError(f"address is not text: {clean_text(repr(value), 80)}")
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"not an IP address: {clean_text(repr(value), 80)}") from None
+
+
+def parse_time(value: object) -> datetime:
+    """ISO-8601 or Shadowserver's 'YYYY-MM-DD HH:MM:SS' (UTC) to naive UTC."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("no timestamp")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"bad timestamp: {clean_text(repr(value), 80)}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def parse_port(value: object) -> int | None:
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def parse_asn(value: object) -> int | None:
+    text = str(value).strip().upper().removeprefix("AS")
+    if not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number < 2**32 else None
+
+
+def bounded_lines(data: bytes) -> Iterator[str]:
+    """Decoded lines, each cut at MAX_LINE_BYTES so one huge line cannot exhaust memory twice."""
+    for raw in io.BytesIO(data):
+        piece = raw[:MAX_LINE_BYTES] if len(raw) > MAX_LINE_BYTES else raw
+        yield piece.decode("utf-8", errors="replace").replace("\x00", "\\x00")
+
+
+# --- Shadowserver -------------------------------------------------------------------------
+
+
+def shadowserver_state(tag: str) -> HostState:
+    lowered = tag.lower()
+    if WEBSHELL_MARK in lowered:
+        return HostState.BACKDOOR
+    if CVE_MARK in lowered:
+        return HostState.VULNERABLE
+    return HostState.EXPOSED  # an Exchange server in the report without a named flaw
+
+
+def _shadowserver_evidence(report: str, row: dict[str, str]) -> str:
+    parts = [f"Shadowserver {report}: tag={row.get('tag', '')}"]
+    for column in ("version", "servername", "url", "severity", "hostname"):
+        if row.get(column):
+            parts.append(f"{column}={row[column]}")
+    return clean_text("; ".join(parts), MAX_FIELD_CHARS * 2)
+
+
+def read_shadowserver(data: bytes, name: str) -> Iterator[Row]:
+    """Rows of a scan_exchange / scan6_exchange CSV, in any column order, extra or missing
+    columns tolerated (only ip and timestamp are required)."""
+    report = "scan6_exchange" if "scan6" in name.lower() else "scan_exchange"
+    csv.field_size_limit(MAX_LINE_BYTES)
+    reader = csv.reader(bounded_lines(data))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        yield RowProblem(name, 1, "no CSV header", "")
+        return
+    columns = [h.strip().strip('"').lower() for h in header]
+    if "ip" not in columns:
+        yield RowProblem(name, 1, "header has no 'ip' column", clean_text(",".join(header)))
+        return
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield RowProblem(name, reader.line_num, f"unreadable CSV row: {exc}", "")
+            continue
+        if not values or all(not v.strip() for v in values):
+            continue
+        yield _shadowserver_row(report, name, reader.line_num, columns, values)
+
+
+def _shadowserver_row(
+    report: str, name: str, line: int, columns: list[str], values: list[str]
+) -> Row:
+    row = {col: clean_text(val).strip() for col, val in zip(columns, values, strict=False)}
+    raw = clean_text(",".join(values), MAX_RAW_CHARS)
+    try:
+        ip = parse_ip(row.get("ip", ""))
+        seen_at = parse_time(row.get("timestamp", ""))
+    except ValueError as exc:
+        return RowProblem(name, line, str(exc), raw)
+    tag = row.get("tag", "")
+    return Sighting(
+        source="shadowserver",
+        ip=ip,
+        seen_at=seen_at,
+        state=shadowserver_state(tag),
+        evidence=_shadowserver_evidence(report, row),
+        line=line,
+        port=parse_port(row.get("port", "")),
+        hostname=row.get("hostname") or None,
+        servername=row.get("servername") or None,
+        build=row.get("version") or None,
+        asn=parse_asn(row.get("asn", "")),
+        country=(row.get("geo") or "")[:8].upper() or None,
+        naics=(row.get("naics") or "")[:16] or None,
+        feed_sector=(row.get("sector") or "")[:128] or None,
+    )
+
+
+# --- exhunt scan JSONL ---------------------------------------------------------------------
+
+
+def scan_state(vulns: dict[str, Any]) -> tuple[HostState, list[str]]:
+    found = sorted(str(cve) for cve, status in vulns.items() if status == "vulnerable")
+    if found:
+        return HostState.VULNERABLE, found
+    if vulns and all(status == "patched" for status in vulns.values()):
+        return HostState.PATCHED, []
+    return HostState.EXPOSED, []
+
+
+def read_scan_jsonl(data: bytes, name: str) -> Iterator[Row]:
+    for number, line in enumerate(bounded_lines(data), start=1):
+        if not line.strip():
+            continue
+        raw = clean_text(line.strip(), MAX_RAW_CHARS)
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield RowProblem(name, number, f"not JSON: {exc}", raw)
+            continue
+        yield _scan_row(record, name, number, raw)
+
+
+def _scan_row(record: object, name: str, number: int, raw: str) -> Row:
+    if not isinstance(record, dict):
+        return RowProblem(name, number, "line is not a JSON object", raw)
+    if not record.get("reachable", False):
+        why = optional_text(record.get("error")) or "target not reachable"
+        return RowProblem(name, number, f"no server seen: {why}", raw)
+    if not record.get("exchange", False):
+        return RowProblem(name, number, "reachable, but not an Exchange server", raw)
+    try:
+        ip = parse_ip(record.get("ip") or record.get("target"))
+        seen_at = parse_time(record.get("time"))
+    except ValueError as exc:
+        return RowProblem(name, number, str(exc), raw)
+    vulns = record.get("vulnerabilities")
+    state, cves = scan_state(vulns if isinstance(vulns, dict) else {})
+    build = optional_text(record.get("build"))
+    evidence = f"exhunt scan: build {build or 'unknown'}"
+    if cves:
+        evidence += "; vulnerable to " + ", ".join(cves)
+    elif state is HostState.PATCHED:
+        evidence += "; all checked flaws patched"
+    return Sighting(
+        source="scan",
+        ip=ip,
+        seen_at=seen_at,
+        state=state,
+        evidence=clean_text(evidence, MAX_FIELD_CHARS * 2),
+        line=number,
+        port=parse_port(record.get("port")),
+        hostname=_target_name(record.get("target")),
+        build=build,
+    )
+
+
+def _target_name(target: object) -> str | None:
+    """The scan target when it is a name (an address or CIDR target names nothing)."""
+    text = optional_text(target)
+    if text is None:
+        return None
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    return None
+
+
+# --- exhunt hunt JSON ----------------------------------------------------------------------
+
+
+def read_hunt_json(
+    data: bytes, name: str, *, host_ip: str | None = None, received: datetime | None = None
+) -> Iterator[Row]:
+    """A hunt report (or an array of them). The report names no address; `host_ip` (or an
+    'ip' key added by whoever uploads it) ties it to a host, else the host name is used."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        yield RowProblem(name, None, f"not JSON: {exc}", clean_text(data[:200], MAX_RAW_CHARS))
+        return
+    reports = document if isinstance(document, list) else [document]
+    for index, report in enumerate(reports, start=1):
+        yield _hunt_row(report, name, index, host_ip, received)
+
+
+def _latest_coverage(report: dict[str, Any]) -> datetime | None:
+    latest: datetime | None = None
+    coverage = report.get("coverage")
+    for kind in coverage.values() if isinstance(coverage, dict) else []:
+        try:
+            last = parse_time(kind.get("last")) if isinstance(kind, dict) else None
+        except ValueError:
+            continue
+        if last and (latest is None or last > latest):
+            latest = last
+    return latest
+
+
+def _hunt_row(
+    report: object, name: str, index: int, host_ip: str | None, received: datetime | None
+) -> Row:
+    raw = clean_text(orjson.dumps(report)[:MAX_RAW_CHARS].decode("utf-8", "replace"))
+    if not isinstance(report, dict):
+        return RowProblem(name, index, "hunt report is not a JSON object", raw)
+    verdict = report.get("verdict")
+    state = HUNT_VERDICTS.get(verdict) if isinstance(verdict, str) else None
+    if state is None:
+        return RowProblem(name, index, f"unknown verdict {clean_text(repr(verdict), 80)}", raw)
+    host = report.get("host") if isinstance(report.get("host"), dict) else {}
+    assert isinstance(host, dict)
+    hostname = optional_text(host.get("name"))
+    ip: str | None = None
+    given = host_ip or report.get("ip")
+    if given is not None:
+        try:
+            ip = parse_ip(given)
+        except ValueError as exc:
+            return RowProblem(name, index, str(exc), raw)
+    if ip is None and hostname is None:
+        return RowProblem(name, index, "hunt report names no host; give its address", raw)
+    seen_at = _latest_coverage(report) or received or datetime.now(UTC).replace(tzinfo=None)
+    return Sighting(
+        source="hunt",
+        ip=ip,
+        seen_at=seen_at,
+        state=state,
+        evidence=_hunt_evidence(report, verdict if isinstance(verdict, str) else ""),
+        line=index,
+        hostname=hostname,
+        build=optional_text(host.get("exchange_build")),
+    )
+
+
+def _hunt_evidence(report: dict[str, Any], verdict: str) -> str:
+    findings = report.get("findings")
+    items = findings if isinstance(findings, list) else []
+    titles: list[str] = []
+    for finding in items[:5]:
+        if isinstance(finding, dict):
+            titles.append(f"{finding.get('check')}: {finding.get('title')}")
+    text = f"exhunt hunt report: verdict {verdict}, {len(items)} findings"
+    if titles:
+        text += " (" + "; ".join(titles) + ")"
+    return clean_text(text, MAX_FIELD_CHARS * 2)
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def sniff_kind(data: bytes, name: str) -> str:
+    """shadowserver | scan | hunt, from the content first and the name second."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        return "hunt"
+    if head.startswith(b"{"):
+        first_line = head.split(b"\n", 1)[0]
+        if b'"verdict"' in head and (b'"target"' not in first_line):
+            return "hunt"
+        return "scan"
+    lowered = name.lower()
+    if lowered.endswith(".jsonl"):
+        return "scan"
+    if lowered.endswith(".json"):
+        return "hunt"
+    return "shadowserver"
+
+
+def read_any(
+    data: bytes, name: str, kind: str, *, host_ip: str | None = None,
+    received: datetime | None = None,
+) -> Iterable[Row]:
+    if kind == "shadowserver":
+        return read_shadowserver(data, Path(name).name)
+    if kind == "scan":
+        return read_scan_jsonl(data, name)
+    return read_hunt_json(data, name, host_ip=host_ip, received=received)

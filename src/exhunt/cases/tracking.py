@@ -1,0 +1,110 @@
+"""How a host's state moves on evidence, and when a case is open.
+
+Rules (why): patching closes the hole but removes no back door, so a compromised host stays
+compromised until a hunt report says clean; a clean hunt report on a host whose last scan
+still showed a vulnerable build leaves it vulnerable; any later evidence of a flaw or a back
+door reopens a host that was patched or clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exhunt.store.models import COMPROMISED, RANK, Case, Event, Host, HostState, Observation
+
+RESOLVED_STATES = frozenset({HostState.CLEAN, HostState.PATCHED})
+SCAN_STATES = frozenset({HostState.VULNERABLE, HostState.PATCHED, HostState.EXPOSED})
+
+
+def worse(a: HostState | None, b: HostState) -> HostState:
+    return b if a is None or RANK[b] > RANK[a] else a
+
+
+def next_state(
+    current: HostState | None, seen: HostState, last_scan: HostState | None
+) -> HostState:
+    if seen in COMPROMISED:
+        return worse(current, seen) if current in COMPROMISED else seen
+    if seen is HostState.CLEAN:
+        return HostState.VULNERABLE if last_scan is HostState.VULNERABLE else HostState.CLEAN
+    if current in COMPROMISED:
+        return current
+    if seen is HostState.EXPOSED:
+        return current or HostState.EXPOSED
+    if seen is HostState.PATCHED and current is HostState.CLEAN:
+        return HostState.CLEAN
+    return seen
+
+
+def apply(host: Host, seen: HostState, at: datetime, last_scan: HostState | None) -> bool:
+    """Move `host` on one observation; True when its state changed."""
+    before = HostState(host.state) if host.state else None
+    after = next_state(before, seen, last_scan)
+    host.worst_state = worse(HostState(host.worst_state) if host.worst_state else None, after)
+    if seen is HostState.VULNERABLE and host.first_vulnerable_at is None:
+        host.first_vulnerable_at = at
+    if (after in RESOLVED_STATES and host.first_vulnerable_at is not None
+            and host.first_patched_at is None):
+        host.first_patched_at = at
+    if after is before:
+        return False
+    host.state = after.value
+    host.state_since = at
+    return True
+
+
+def replay(session: Session, host: Host) -> None:
+    """Recompute a host's state from all its observations (used when evidence arrives out of
+    time order)."""
+    host.state = None
+    host.worst_state = None
+    host.state_since = None
+    host.first_vulnerable_at = host.first_patched_at = None
+    observations = session.execute(
+        select(Observation.state, Observation.seen_at, Observation.source)
+        .where(Observation.host_id == host.id)
+        .order_by(Observation.seen_at, Observation.id)
+    ).all()
+    last_scan: HostState | None = None
+    for state, seen_at, source in observations:
+        seen = HostState(state)
+        if source != "hunt" and seen in SCAN_STATES:
+            last_scan = seen
+        apply(host, seen, seen_at, last_scan)
+
+
+def last_scan_state(session: Session, host_id: int) -> HostState | None:
+    state = session.scalar(
+        select(Observation.state)
+        .where(Observation.host_id == host_id, Observation.source != "hunt",
+               Observation.state.in_([s.value for s in SCAN_STATES]))
+        .order_by(Observation.seen_at.desc(), Observation.id.desc())
+        .limit(1)
+    )
+    return HostState(state) if state else None
+
+
+def refresh_case_status(session: Session, case: Case, now: datetime) -> None:
+    states = session.scalars(
+        select(Host.state).where(Host.organisation_id == case.organisation_id)
+    ).all()
+    resolved = bool(states) and all(s in RESOLVED_STATES for s in states)
+    status = "resolved" if resolved else "open"
+    if status == case.status:
+        return
+    case.status = status
+    case.resolved_at = now if resolved else None
+    session.add(Event(case_id=case.id, kind="case-" + status, at=now,
+                      detail=f"case {case.reference} {status}"))
+
+
+def hosts_worst(states: Iterable[str | None]) -> HostState | None:
+    result: HostState | None = None
+    for state in states:
+        if state:
+            result = worse(result, HostState(state))
+    return result

@@ -1,0 +1,1 @@
+"""Alembic migrations of the coordinator store (run through exhunt.store.db.upgrade)."""

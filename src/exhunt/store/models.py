@@ -1,0 +1,208 @@
+"""The coordinator's SQL store: who owns what, what was seen, what was said to whom.
+
+Every timestamp is stored as naive UTC (SQLite keeps no zone); `utcnow()` gives that form.
+The schema is created and changed only through the alembic migrations in
+`exhunt/store/migrations`; keep the two in step (tests compare them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Now, as naive UTC (the form every column holds)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class HostState(StrEnum):
+    """What is known of one server, from least to most serious (see RANK)."""
+
+    CLEAN = "clean"
+    PATCHED = "patched"
+    EXPOSED = "exposed"
+    VULNERABLE = "vulnerable"
+    EXPLOITED = "exploited"
+    BACKDOOR = "backdoor"
+    REENTERED = "reentered"
+
+
+RANK: dict[HostState, int] = {state: rank for rank, state in enumerate(HostState)}
+COMPROMISED = frozenset({HostState.EXPLOITED, HostState.BACKDOOR, HostState.REENTERED})
+
+
+class MessageStatus(StrEnum):
+    """Outbox life of one rendered notice."""
+
+    PENDING = "pending"  # rendered and committed, not yet handed to SMTP
+    SENDING = "sending"  # committed just before the end-of-data marker was written
+    SENT = "sent"  # the SMTP server accepted it
+    FAILED = "failed"  # gave up after the retry budget
+    BOUNCED = "bounced"  # a delivery report came back for it
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), unique=True)
+    country: Mapped[str | None] = mapped_column(String(8))
+    sector: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    networks: Mapped[list[Network]] = relationship(back_populates="organisation")
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="organisation", order_by="Contact.position"
+    )
+
+
+class Network(Base):
+    __tablename__ = "networks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cidr: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    organisation: Mapped[Organisation] = relationship(back_populates="networks")
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("organisation_id", "email"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order of preference
+    bounced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    organisation: Mapped[Organisation] = relationship(back_populates="contacts")
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str | None] = mapped_column(Text)
+    servername: Mapped[str | None] = mapped_column(Text)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    network: Mapped[str | None] = mapped_column(String(64))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    as_name: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(8))
+    sector: Mapped[str | None] = mapped_column(String(128))
+    sector_source: Mapped[str | None] = mapped_column(String(32))  # contacts | naics | unknown
+    naics: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str | None] = mapped_column(String(16), index=True)  # current HostState
+    worst_state: Mapped[str | None] = mapped_column(String(16))
+    state_since: Mapped[datetime | None] = mapped_column(DateTime)
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    # when exhunt last learned of a worse state (ingest clock): drives re-notification
+    last_worse_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_vulnerable_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_patched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class IngestedFile(Base):
+    """Ledger of every file taken in, by content hash: re-ingesting the same bytes adds nothing."""
+
+    __tablename__ = "ingested_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Observation(Base):
+    """One thing seen about one host at one time, from one source."""
+
+    __tablename__ = "observations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # hash of (source kind, ip, port, time, what was seen): the same sighting in two files is one
+    natural_key: Mapped[str] = mapped_column(String(64), unique=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), index=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("ingested_files.id"))
+    source: Mapped[str] = mapped_column(String(32))  # shadowserver | scan | hunt
+    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    port: Mapped[int | None] = mapped_column(Integer)
+    build: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)  # bounded, feed text kept as data
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # a notice bounced
+    flag_reason: Mapped[str | None] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    organisation: Mapped[Organisation] = relationship()
+
+
+class Message(Base):
+    """The outbox: one rendered notice per case per round, committed before any sending."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("case_id", "round"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the full RFC 5322 message
+    hosts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Event(Base):
+    """History: every state change, notice, bounce and import, for the case file."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class Reject(Base):
+    """A row that could not be used, with the reason: nothing is silently dropped."""
+
+    __tablename__ = "rejects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("ingested_files.id"), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    line: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)  # bounded
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -143,19 +143,34 @@ def _emit(reports: list[HuntReport], fmt: ReportFormat, output: Path | None) -> 
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Where to build the demo's lab copy.")] = Path(
+    port: Annotated[int, typer.Option(help="Dashboard port on 127.0.0.1.")] = 8000,
+    hunt_only: Annotated[bool, typer.Option(
+        "--hunt-only", help="Only build one compromised lab copy and hunt it.")] = False,
+    out: Annotated[Path, typer.Option(help="Where --hunt-only builds its lab copy.")] = Path(
         "demo-out"),
-    size: Annotated[str, typer.Option(help="Size of the lab copy's logs.")] = "50MB",
 ) -> None:
-    """Build a compromised lab triage copy and hunt it (the interim demo)."""
+    """The whole of exhunt on loopback: fleet, scan, hunts, feed, notices, then the dashboard."""
+    if hunt_only:
+        _hunt_demo(out)
+        return
+    from exhunt.errors import UsageError
+    from exhunt.web.demo import run_demo
+
+    try:
+        run_demo(port=port)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _hunt_demo(out: Path) -> None:
     from exhunt.lab.triage import Scenario, TriageSpec, build_triage
-    from exhunt.lab.units import parse_size
 
     copy = out / "EXCH01-triage"
     console = Console(stderr=True)
-    console.print(f"Building a lab triage copy of a re-entered server in {copy} ({size}) ...")
-    build_triage(copy, TriageSpec(scenario=Scenario.REENTERED, size_bytes=parse_size(size),
-                                  seed=2021))
+    console.print(f"Building a lab triage copy of a re-entered server in {copy} ...")
+    build_triage(copy, TriageSpec(scenario=Scenario.REENTERED, size_bytes=50_000_000, seed=2021))
     console.print(f"Hunting it: exhunt hunt {copy}\n")
     with progress_bar("hunting", False) as progress:
         report = hunt(str(copy), progress=progress)
@@ -172,9 +187,10 @@ def _register_parts() -> None:
     from exhunt.hunt.baseline_cli import register as baseline_commands
     from exhunt.lab.cli import register as lab_commands
     from exhunt.scan.cli import register as scan_commands
+    from exhunt.web.cli import register as web_commands
 
     for register in (collect_commands, lab_commands, baseline_commands, scan_commands,
-                     case_commands):
+                     case_commands, web_commands):
         register(app, lab)
 
 
@@ -182,7 +198,7 @@ def main() -> None:
     # The hunt is often one command in a loop over many copies: it does not wait for the
     # coordinator's database layer or the scanner's HTTP stack to import.
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    if command not in ("hunt", "demo"):
+    if command != "hunt":
         _register_parts()
     app()
 

@@ -1,0 +1,131 @@
+"""`exhunt serve` (the dashboard), `exhunt users add` and `exhunt users token`."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+
+from exhunt.errors import ExhuntError, InputError, UsageError
+from exhunt.store.db import Store
+from exhunt.store.models import Case
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: EXHUNT_DB, else sqlite exhunt.db here)."),
+]
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _fail(exc: ExhuntError) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _load_fleet_summary(db: str | None, path: Path) -> None:
+    import orjson
+
+    from exhunt.hunt.fleet import answer
+    from exhunt.web.queries import MAX_FLEET_BYTES, save_fleet_summary
+
+    try:
+        if path.stat().st_size > MAX_FLEET_BYTES:
+            raise InputError(f"{path}: larger than {MAX_FLEET_BYTES} bytes")
+        summary = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable fleet summary JSON: {exc}") from exc
+    if not isinstance(summary, dict) or not isinstance(summary.get("clusters"), list):
+        raise InputError(f"{path}: not a fleet summary (no 'clusters' list)")
+    try:
+        summary.setdefault("answer", answer(summary))
+    except (KeyError, TypeError, AttributeError):
+        summary["answer"] = ""
+    store = Store(db)
+    try:
+        with store.transaction() as session:
+            save_fleet_summary(session, summary)
+    finally:
+        store.close()
+
+
+def register(app: typer.Typer, lab: typer.Typer) -> None:
+    users_app = typer.Typer(help="Coordinator accounts of the dashboard, victim tokens.")
+    app.add_typer(users_app, name="users")
+
+    @app.command("serve")
+    def serve_cmd(
+        db: DbOption = None,
+        host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+        secure_cookies: Annotated[bool, typer.Option(
+            help="Mark cookies Secure (set when served behind HTTPS)")] = False,
+        fleet_summary: Annotated[Path | None, typer.Option(
+            help="Show this fleet-hunt summary JSON (waves, clusters) on the overview")
+        ] = None,
+    ) -> None:
+        """The campaign dashboard and victim portal."""
+        import uvicorn
+
+        from exhunt.web.app import create_app
+
+        if host not in LOOPBACK and not secure_cookies:
+            Console(stderr=True).print("warning: listening beyond loopback without "
+                                       "--secure-cookies; put HTTPS in front of it")
+        try:
+            web_app = create_app(db, secure_cookies=secure_cookies)
+            if fleet_summary is not None:
+                _load_fleet_summary(db, fleet_summary)
+        except ExhuntError as exc:
+            _fail(exc)
+        uvicorn.run(web_app, host=host, port=port, log_level="warning",
+                    proxy_headers=False, server_header=False)
+
+    @users_app.command("add")
+    def users_add(
+        username: Annotated[str, typer.Argument(help="Coordinator user name")],
+        db: DbOption = None,
+        password_env: Annotated[str | None, typer.Option(
+            help="Read the password from this environment variable instead of a prompt")
+        ] = None,
+    ) -> None:
+        """Create a coordinator account (or set a new password); argon2id-hashed."""
+        from exhunt.web.security import add_user, create_web_tables
+
+        if password_env:
+            password = os.environ.get(password_env, "")
+        else:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != password:
+                _fail(UsageError("the two passwords differ"))
+        try:
+            store = Store(db)
+            create_web_tables(store.engine)
+            with store.transaction() as session:
+                add_user(session, username, password)
+        except ExhuntError as exc:
+            _fail(exc)
+        Console().print(f"coordinator {username} ready", highlight=False, markup=False)
+
+    @users_app.command("token")
+    def users_token(
+        reference: Annotated[str, typer.Argument(help="Case reference, e.g. EXH-0123456789")],
+        db: DbOption = None,
+    ) -> None:
+        """Print the victim token of one case (it opens that case only)."""
+        from exhunt.web.security import case_token, create_web_tables, server_secret
+
+        try:
+            store = Store(db)
+            create_web_tables(store.engine)
+            with store.transaction() as session:
+                if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+                    raise UsageError(f"no case {reference!r}")
+                token = case_token(server_secret(session), reference)
+        except ExhuntError as exc:
+            _fail(exc)
+        typer.echo(token)

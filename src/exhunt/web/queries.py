@@ -1,0 +1,295 @@
+"""Read-only views of the store for the dashboard and the JSON API (plain dicts, JSON-ready)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from exhunt.cases.tracking import SCAN_STATES, next_state
+from exhunt.store.models import (
+    COMPROMISED,
+    Case,
+    Event,
+    Host,
+    HostState,
+    Message,
+    MessageStatus,
+    Observation,
+    Organisation,
+)
+from exhunt.web.security import WebReport, WebSetting
+
+FLEET_KEY = "fleet_summary"
+MAX_FLEET_BYTES = 2 * 1024 * 1024
+MAX_DAYS = 120  # the state-over-time series covers at most this many days
+OVERVIEW_STATES = ("exposed", "vulnerable", "backdoored", "clean")
+CASE_SORTS = ("reference", "organisation", "status", "hosts", "worst", "notified")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def overview_group(state: str | None) -> str:
+    """The four headline groups: back doors and exploitation count as back-doored."""
+    if state is None:
+        return "unknown"
+    s = HostState(state)
+    if s in COMPROMISED:
+        return "backdoored"
+    if s in (HostState.CLEAN, HostState.PATCHED):
+        return "clean"
+    return s.value
+
+
+def host_json(h: Host) -> dict[str, Any]:
+    return {"ip": h.ip, "hostname": h.hostname, "state": h.state, "worst_state": h.worst_state,
+            "country": h.country, "sector": h.sector, "asn": h.asn, "as_name": h.as_name,
+            "network": h.network, "first_seen": _iso(h.first_seen),
+            "last_seen": _iso(h.last_seen), "state_since": _iso(h.state_since)}
+
+
+def state_series(session: Session) -> list[dict[str, Any]]:
+    """Per day, how many hosts were in each headline group (replaying the tracking rules)."""
+    rows = session.execute(
+        select(Observation.host_id, Observation.seen_at, Observation.state, Observation.source)
+        .order_by(Observation.host_id, Observation.seen_at, Observation.id)).all()
+    if not rows:
+        return []
+    last_day = max(r.seen_at for r in rows).date()
+    first_day = max(min(r.seen_at for r in rows).date(), last_day - timedelta(days=MAX_DAYS))
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    counts = [Counter[str]() for _ in days]
+    by_host: dict[int, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_host[r.host_id].append(r)
+    for observations in by_host.values():
+        state: HostState | None = None
+        last_scan: HostState | None = None
+        index = 0
+        for day_no, day in enumerate(days):
+            while index < len(observations) and observations[index].seen_at.date() <= day:
+                o = observations[index]
+                seen = HostState(o.state)
+                if o.source != "hunt" and seen in SCAN_STATES:
+                    last_scan = seen
+                state = next_state(state, seen, last_scan)
+                index += 1
+            if state is not None:
+                counts[day_no][overview_group(state.value)] += 1
+    return [{"day": day.isoformat(), **{g: c.get(g, 0) for g in OVERVIEW_STATES}}
+            for day, c in zip(days, counts, strict=True)]
+
+
+def uptake(session: Session) -> list[dict[str, Any]]:
+    """Share of hosts ever seen vulnerable that were patched or clean, by day."""
+    rows = session.execute(select(Host.first_vulnerable_at, Host.first_patched_at)).all()
+    vulnerable = sum(1 for v, _ in rows if v is not None)
+    per_day = Counter(f"{p:%Y-%m-%d}" for v, p in rows if v is not None and p is not None)
+    curve: list[dict[str, Any]] = []
+    running = 0
+    for day in sorted(per_day):
+        running += per_day[day]
+        curve.append({"day": day, "patched": running, "vulnerable_ever": vulnerable,
+                      "patched_share": running / vulnerable if vulnerable else 0.0})
+    return curve
+
+
+def funnel(session: Session) -> dict[str, int]:
+    cases = session.scalar(select(func.count(Case.id))) or 0
+    statuses = session.execute(select(Message.case_id, Message.status)).all()
+    notified = {c for c, s in statuses}
+    delivered = {c for c, s in statuses if s == MessageStatus.SENT}
+    bounced = {c for c, s in statuses if s == MessageStatus.BOUNCED}
+    acknowledged = set(session.scalars(select(WebReport.case_id)).all())
+    remediated = session.scalar(select(func.count(Case.id)).where(Case.status == "resolved")) or 0
+    return {"cases": cases, "notified": len(notified), "delivered": len(delivered),
+            "bounced": len(bounced), "acknowledged": len(acknowledged), "remediated": remediated}
+
+
+def summary(session: Session) -> dict[str, Any]:
+    hosts = session.execute(select(Host.state, Host.country, Host.sector, Host.asn,
+                                   Host.as_name)).all()
+    groups = Counter(overview_group(h.state) for h in hosts)
+    as_names = {h.asn: h.as_name for h in hosts if h.asn is not None}
+    by_as = Counter(h.asn for h in hosts)
+    return {
+        "hosts": len(hosts),
+        "by_group": {g: groups.get(g, 0) for g in (*OVERVIEW_STATES, "unknown")},
+        "by_state": dict(Counter(h.state or "unknown" for h in hosts)),
+        "by_country": dict(Counter(h.country or "unknown" for h in hosts).most_common(15)),
+        "by_sector": dict(Counter(h.sector or "unknown" for h in hosts).most_common(15)),
+        "by_as": [{"asn": asn, "as_name": as_names.get(asn), "hosts": n}
+                  for asn, n in by_as.most_common(15)],
+        "funnel": funnel(session),
+        "series": state_series(session),
+    }
+
+
+def case_list(session: Session, query: str = "", sort: str = "reference",
+              descending: bool = False) -> list[dict[str, Any]]:
+    stmt = select(Case, Organisation).join(Organisation, Organisation.id == Case.organisation_id)
+    needle = query.strip()[:200]
+    if needle:
+        pattern = "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        host_orgs = select(Host.organisation_id).where(
+            func.lower(Host.ip).like(pattern, escape="\\")
+            | func.lower(func.coalesce(Host.hostname, "")).like(pattern, escape="\\"))
+        stmt = stmt.where(func.lower(Case.reference).like(pattern, escape="\\")
+                          | func.lower(Organisation.name).like(pattern, escape="\\")
+                          | Organisation.id.in_(host_orgs))
+    pairs = session.execute(stmt).all()
+    org_ids = [o.id for _, o in pairs]
+    hosts: dict[int, list[str | None]] = defaultdict(list)
+    if org_ids:
+        for org_id, state in session.execute(
+                select(Host.organisation_id, Host.state).where(Host.organisation_id.in_(org_ids))):
+            if org_id is not None:
+                hosts[org_id].append(state)
+    rows = []
+    for case, org in pairs:
+        states = hosts.get(org.id, [])
+        worst = max((HostState(s) for s in states if s), key=list(HostState).index, default=None)
+        rows.append({"reference": case.reference, "organisation": org.name,
+                     "country": org.country, "sector": org.sector, "status": case.status,
+                     "flagged": case.flagged, "hosts": len(states),
+                     "worst": worst.value if worst else None,
+                     "notified": _iso(case.last_notified_at)})
+    key = sort if sort in CASE_SORTS else "reference"
+    rank = {s.value: i for i, s in enumerate(HostState)}
+
+    def order(row: dict[str, Any]) -> tuple[int, str]:
+        if key == "worst":
+            return (rank.get(str(row["worst"]), -1), "")
+        value = row[key]
+        return (0 if value is None else 1, f"{value:>12}" if isinstance(value, int) else
+                str(value or ""))
+
+    rows.sort(key=order, reverse=descending)
+    return rows
+
+
+def _message_text(body: bytes) -> str:
+    """The readable text of a stored notice (its first text part), never rendered as HTML."""
+    try:
+        parsed = BytesParser(policy=policy.default).parsebytes(body)
+        part = parsed.get_body(preferencelist=("plain",))
+        if part is not None:
+            return str(part.get_content())[:100_000]
+    except Exception:  # a malformed stored message still shows, raw
+        pass
+    return body[:100_000].decode("utf-8", "replace")
+
+
+def case_detail(session: Session, case: Case, *, with_bodies: bool) -> dict[str, Any]:
+    org = case.organisation
+    hosts = list(session.scalars(select(Host).where(Host.organisation_id == org.id)
+                                 .order_by(Host.ip)))
+    host_ids = [h.id for h in hosts]
+    evidence: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if host_ids:
+        for o in session.scalars(select(Observation).where(Observation.host_id.in_(host_ids))
+                                 .order_by(Observation.seen_at.desc()).limit(2000)):
+            evidence[o.host_id].append({"seen_at": _iso(o.seen_at), "source": o.source,
+                                        "state": o.state, "port": o.port, "build": o.build,
+                                        "evidence": o.evidence})
+    messages = []
+    for m in session.scalars(select(Message).where(Message.case_id == case.id)
+                             .order_by(Message.round)):
+        row: dict[str, Any] = {"round": m.round, "recipient": m.recipient, "subject": m.subject,
+                               "status": m.status, "attempts": m.attempts,
+                               "sent_at": _iso(m.sent_at), "error": m.error, "hosts": m.hosts}
+        if with_bodies:
+            row["text"] = _message_text(m.body)
+        messages.append(row)
+    event_filter = Event.case_id == case.id
+    if host_ids:
+        event_filter = event_filter | Event.host_id.in_(host_ids)
+    history = [{"at": _iso(e.at), "kind": e.kind, "detail": e.detail}
+               for e in session.scalars(select(Event).where(event_filter)
+                                        .order_by(Event.at.desc(), Event.id.desc()).limit(500))]
+    reports = [{"id": r.id, "host_ip": r.host_ip, "verdict": r.verdict,
+                "received_at": _iso(r.received_at), "uploaded_by": r.uploaded_by}
+               for r in session.scalars(select(WebReport).where(WebReport.case_id == case.id)
+                                        .order_by(WebReport.received_at.desc()))]
+    return {
+        "reference": case.reference, "organisation": org.name, "country": org.country,
+        "sector": org.sector, "status": case.status, "flagged": case.flagged,
+        "flag_reason": case.flag_reason, "opened_at": _iso(case.opened_at),
+        "resolved_at": _iso(case.resolved_at), "last_notified_at": _iso(case.last_notified_at),
+        "hosts": [host_json(h) | {"evidence": evidence.get(h.id, [])} for h in hosts],
+        "messages": messages, "history": history, "reports": reports,
+    }
+
+
+def host_detail(session: Session, host: Host) -> dict[str, Any]:
+    observations = [{"seen_at": _iso(o.seen_at), "source": o.source, "state": o.state,
+                     "port": o.port, "build": o.build, "evidence": o.evidence}
+                    for o in session.scalars(select(Observation)
+                                             .where(Observation.host_id == host.id)
+                                             .order_by(Observation.seen_at, Observation.id)
+                                             .limit(5000))]
+    case = (session.scalar(select(Case).where(Case.organisation_id == host.organisation_id))
+            if host.organisation_id else None)
+    return host_json(host) | {"case": case.reference if case else None,
+                              "organisation": host.organisation.name if host.organisation
+                              else None,
+                              "observations": observations}
+
+
+def save_fleet_summary(session: Session, summary: dict[str, Any]) -> None:
+    """Keep the latest fleet-hunt summary (`exhunt hunt` fleet JSON) for the overview."""
+    data = orjson.dumps(summary)
+    if len(data) > MAX_FLEET_BYTES:
+        raise ValueError(f"fleet summary larger than {MAX_FLEET_BYTES} bytes")
+    row = session.get(WebSetting, FLEET_KEY)
+    if row is None:
+        session.add(WebSetting(key=FLEET_KEY, value=data.decode()))
+    else:
+        row.value = data.decode()
+
+
+def fleet_view(session: Session) -> dict[str, Any] | None:
+    """Waves and shared-infrastructure clusters of the last fleet hunt, in a fixed shape
+    (the stored summary is data from a hunt of attacker-touched files: nothing is trusted)."""
+    row = session.get(WebSetting, FLEET_KEY)
+    if row is None:
+        return None
+    try:
+        summary = orjson.loads(row.value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(summary, dict):
+        return None
+    waves = summary.get("waves")
+    clusters = summary.get("clusters")
+    shown = []
+    for c in clusters if isinstance(clusters, list) else []:
+        if not isinstance(c, dict):
+            continue
+        indicators = c.get("indicators")
+        shown.append({
+            "id": str(c.get("id")),
+            "servers": [str(s) for s in c.get("servers") or [] if isinstance(s, str)][:50],
+            "waves": ", ".join(f"{k}: {v}" for k, v in (c.get("waves") or {}).items())
+            if isinstance(c.get("waves"), dict) else "",
+            "first_exploitation": str(c.get("first_exploitation") or ""),
+            "indicators": [f"{i.get('kind')}: {i.get('value')}" for i in
+                           (indicators if isinstance(indicators, list) else [])[:20]
+                           if isinstance(i, dict)],
+        })
+    return {
+        "waves": {str(k): v for k, v in waves.items() if isinstance(v, int)}
+        if isinstance(waves, dict) else {},
+        "clusters": shown[:100],
+        "answer": str(summary.get("answer") or ""),
+        "servers": summary.get("servers") if isinstance(summary.get("servers"), int) else None,
+    }

@@ -1,0 +1,215 @@
+"""Who may see what: coordinator accounts, sessions, victim tokens, login throttling.
+
+The web layer keeps its own small tables (`web_*`) beside the coordination store; they are
+created by `create_web_tables`, never by the store's migrations, so the two stay independent.
+Victim tokens are not stored: a token is the case reference plus an HMAC of it under a server
+secret kept in `web_settings`, so any process holding the database can print or check one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import DateTime, Engine, Integer, LargeBinary, String, Text, delete, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from exhunt.errors import UsageError
+from exhunt.store.models import Case, utcnow
+
+SESSION_LIFETIME = timedelta(hours=12)
+TOKEN_PREFIX = "exv1"
+_HASHER = PasswordHasher()  # argon2id, memory-hard, library defaults (RFC 9106 profile)
+_DUMMY_HASH = _HASHER.hash("not a password: evens out the time of unknown-user logins")
+
+
+class WebBase(DeclarativeBase):
+    pass
+
+
+class WebUser(WebBase):
+    __tablename__ = "web_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebSession(WebBase):
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    kind: Mapped[str] = mapped_column(String(16))  # coordinator | victim
+    subject: Mapped[str] = mapped_column(String(64))  # username or case reference
+    csrf: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WebSetting(WebBase):
+    __tablename__ = "web_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class WebReport(WebBase):
+    """A hunt report a victim uploaded, kept verbatim so a coordinator can read it."""
+
+    __tablename__ = "web_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)
+    host_ip: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(16))  # victim | coordinator
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def create_web_tables(engine: Engine) -> None:
+    WebBase.metadata.create_all(engine)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- coordinator accounts -------------------------------------------------------------------
+
+
+def valid_username(username: str) -> bool:
+    return 1 <= len(username) <= 64 and all(c.isalnum() or c in "._-@" for c in username)
+
+
+def add_user(session: Session, username: str, password: str) -> None:
+    """Create or re-password a coordinator account."""
+    if not valid_username(username):
+        raise UsageError("user name: 1-64 letters, digits or . _ - @")
+    if len(password) < 12:
+        raise UsageError("password: at least 12 characters")
+    user = session.scalar(select(WebUser).where(WebUser.username == username))
+    hashed = _HASHER.hash(password)
+    if user is None:
+        session.add(WebUser(username=username, password_hash=hashed))
+    else:
+        user.password_hash = hashed
+
+
+def check_password(session: Session, username: str, password: str) -> bool:
+    wanted = username[:64] if valid_username(username[:64]) else None
+    user = (session.scalar(select(WebUser).where(WebUser.username == wanted))
+            if wanted else None)
+    try:
+        # unknown users still pay for one verification, so timing does not list accounts
+        return _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str  # coordinator | victim
+    subject: str
+    csrf: str
+
+    @property
+    def coordinator(self) -> bool:
+        return self.kind == "coordinator"
+
+    def may_see_case(self, reference: str) -> bool:
+        return self.coordinator or (self.kind == "victim" and self.subject == reference)
+
+
+def open_session(session: Session, kind: str, subject: str) -> tuple[str, Principal]:
+    """A new session; returns the cookie value (only its hash is stored)."""
+    cookie = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    now = utcnow()
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    session.add(WebSession(id=_digest(cookie), kind=kind, subject=subject, csrf=csrf,
+                           expires_at=now + SESSION_LIFETIME))
+    return cookie, Principal(kind, subject, csrf)
+
+
+def session_principal(session: Session, cookie: str | None) -> Principal | None:
+    if not cookie or len(cookie) > 100:
+        return None
+    row = session.get(WebSession, _digest(cookie))
+    if row is None or row.expires_at < utcnow():
+        return None
+    return Principal(row.kind, row.subject, row.csrf)
+
+
+def close_session(session: Session, cookie: str | None) -> None:
+    if cookie and len(cookie) <= 100:
+        session.execute(delete(WebSession).where(WebSession.id == _digest(cookie)))
+
+
+# --- victim tokens --------------------------------------------------------------------------
+
+
+def server_secret(session: Session) -> bytes:
+    """The HMAC key for victim tokens, made once per database."""
+    row = session.get(WebSetting, "token_secret")
+    if row is None:
+        row = WebSetting(key="token_secret", value=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.value)
+
+
+def _mac(secret: bytes, reference: str) -> str:
+    return hmac.new(secret, f"exhunt-case-token:{reference}".encode(), hashlib.sha256).hexdigest()
+
+
+def case_token(secret: bytes, reference: str) -> str:
+    """The token printed in a case's notice: `exv1.<reference>.<hmac>`."""
+    return f"{TOKEN_PREFIX}.{reference}.{_mac(secret, reference)[:40]}"
+
+
+def token_case(session: Session, token: str) -> Case | None:
+    """The case a token opens, or None for any token that is not exactly right."""
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(token) > 120:
+        return None
+    _, reference, mac = parts
+    if not reference.isascii() or not reference.isprintable() or len(reference) > 32:
+        return None
+    expected = _mac(server_secret(session), reference)[:40]
+    if not hmac.compare_digest(expected.encode(), mac.encode()):
+        return None
+    return session.scalar(select(Case).where(Case.reference == reference))
+
+
+# --- throttling -----------------------------------------------------------------------------
+
+
+class FailureLimiter:
+    """At most `limit` failed attempts per client per `window` seconds (logins and tokens)."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        now = time.monotonic()
+        failures = self._failures.setdefault(client, deque())
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        return failures
+
+    def blocked(self, client: str) -> bool:
+        return len(self._recent(client)) >= self.limit
+
+    def failed(self, client: str) -> None:
+        self._recent(client).append(time.monotonic())
+        if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
+            self._failures.pop(next(iter(self._failures)))

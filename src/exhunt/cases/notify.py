@@ -124,10 +124,20 @@ def _guidance_data() -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Portal:
+    """Where a victim uploads their hunt report, and the token that opens their case only."""
+
+    url: str
+    token_for: Callable[[str], str]
+
+
 class Renderer:
-    def __init__(self, sender: str, verify: str | None = None) -> None:
+    def __init__(self, sender: str, verify: str | None = None,
+                 portal: Portal | None = None) -> None:
         self.sender = sender
         self.verify = verify or DEFAULT_VERIFY
+        self.portal = portal
         self.html = Environment(
             loader=PackageLoader("exhunt.cases", "templates"),
             autoescape=select_autoescape(["html", "html.j2"], default_for_string=True),
@@ -161,6 +171,9 @@ class Renderer:
             "reference": reference, "organisation": organisation, "hosts": hosts,
             "guidance": self.guidance_for({h.state for h in hosts}),
             "verify": self.verify.format(sender=self.sender, reference=reference),
+            "portal": None if self.portal is None else {
+                "url": self.portal.url.rstrip("/") + "/access",
+                "token": self.portal.token_for(reference)},
         }
         message_id = f"<{reference}.{round_number}.{uuid.uuid4().hex[:16]}@{self.domain}>"
         subject = header_safe(

@@ -210,11 +210,12 @@ def _follow_up_scan(path: Path, servers: int, days: int, seed: int, shift: timed
 
 def build_world(workdir: Path, *, servers: int = 300, feed_servers: int = 800,
                 days: int = 30, compromised: int = 6,
-                console: Console | None = None) -> DemoWorld:
+                console: Console | None = None,
+                portal_url: str = "http://127.0.0.1:8000") -> DemoWorld:
     """Build the demo's store in `workdir`; returns what the dashboard needs."""
     from exhunt.cases.contacts import import_contacts
     from exhunt.cases.ingest import Ingestor
-    from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
+    from exhunt.cases.notify import Portal, Renderer, Sender, SmtpTarget, plan_round
     from exhunt.hunt.engine import hunt
     from exhunt.hunt.fleet import answer, fleet_summary
     from exhunt.hunt.report import report_json
@@ -290,7 +291,10 @@ def build_world(workdir: Path, *, servers: int = 300, feed_servers: int = 800,
         sink.start()
         try:
             with _phase(out, timings, "notices sent to the demo SMTP sink"):
-                plan_round(store, Renderer(SENDER, None), renotify_after=None)
+                with store.transaction() as session:
+                    secret = server_secret(session)
+                portal = Portal(portal_url, lambda reference: case_token(secret, reference))
+                plan_round(store, Renderer(SENDER, None, portal), renotify_after=None)
                 Sender(store, SmtpTarget.parse(f"127.0.0.1:{sink.port}"), SENDER).run()
                 notices = len(sink.received)
         finally:
@@ -336,7 +340,8 @@ def run_demo(*, port: int = 8000, workdir: Path | None = None, servers: int = 30
     previous = _stop_on_sigterm()
     try:
         world = build_world(folder, servers=servers, feed_servers=feed_servers, days=days,
-                            compromised=compromised, console=out)
+                            compromised=compromised, console=out,
+                            portal_url=f"http://127.0.0.1:{port}")
         out.print(f"\nready in {time.monotonic() - started:.1f} s", highlight=False)
         out.print(f"dashboard:   http://127.0.0.1:{port}/", highlight=False)
         out.print(f"coordinator: user [bold]{world.username}[/bold]  "

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import orjson
 import pytest
-from exhunt_webworld import IMG, SCRIPT, World, hunt_report
+from exhunt_webworld import IMG, SCRIPT, World, hunt_report, login_coordinator
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -205,3 +205,13 @@ def test_chart_labels_never_become_markup(items: list[tuple[str, float]], title:
 
 def test_img_constant_is_hostile() -> None:
     assert "<" in IMG and "<" in SCRIPT  # the fixtures above really carry markup
+
+
+def test_page_title_is_plain_text_and_nothing_precedes_the_header(world: World) -> None:
+    client = TestClient(create_app(world.url))
+    login_coordinator(client)
+    page = client.get("/").text
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert title is not None and "<" not in title.group(1)
+    body = page.split("<body>", 1)[1]
+    assert body.lstrip().startswith('<header class="top">')

@@ -8,7 +8,8 @@ venv): python3 -m venv /tmp/intelmq-venv && /tmp/intelmq-venv/bin/pip install in
 
 Measured: (a) exhunt's reader alone vs IntelMQ's parser alone (like for like: CSV rows to
 normalised events in memory), (b) the whole `exhunt ingest` (parse, attribute, store in SQLite,
-move host states, open cases) vs IntelMQ's parser alone (which stores nothing).
+move host states, open cases) vs IntelMQ's parser alone (which stores nothing). Also shown, not
+compared: the next day's file onto that store (every host already stored: the update path).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="exhunt-bench-ingest-"))
-    write_campaign(work, servers=args.rows, days=1, parquet=False)
-    csv_path = next(work.glob("*-scan_exchange.csv"))
+    write_campaign(work, servers=args.rows, days=2, parquet=False)
+    csv_path, next_day = sorted(work.glob("*-scan_exchange.csv"))
     data = csv_path.read_bytes()
 
     start = time.perf_counter()
@@ -47,6 +48,9 @@ def main() -> None:
     start = time.perf_counter()
     result = Ingestor(store).ingest(csv_path)
     ingest_s = time.perf_counter() - start
+    start = time.perf_counter()
+    second = Ingestor(store).ingest(next_day)
+    second_s = time.perf_counter() - start
     store.close()
 
     peer = os.environ.get("INTELMQ_PYTHON", "/tmp/intelmq-venv/bin/python")
@@ -64,6 +68,8 @@ def main() -> None:
           f"IntelMQ events {intelmq['events']})")
     print(f"exhunt reader only:         {exhunt_parse:10.0f} rows/s ({parse_s:.2f} s)")
     print(f"exhunt ingest (SQLite):     {exhunt_ingest:10.0f} rows/s ({ingest_s:.2f} s)")
+    print(f"exhunt ingest, next day:    {second.rows / second_s:10.0f} rows/s ({second_s:.2f} s,"
+          f" {second.rows} rows onto the stored hosts)")
     print(f"IntelMQ parser (library):   {intelmq_rate:10.0f} rows/s ({intelmq['seconds']:.2f} s)")
     print(f"ratio reader/IntelMQ:       {exhunt_parse / intelmq_rate:10.1f}x")
     print(f"ratio full ingest/IntelMQ:  {exhunt_ingest / intelmq_rate:10.1f}x")

@@ -39,3 +39,25 @@ def test_without_a_portal_no_token_is_printed() -> None:
         hosts=[HOST], round_number=1)
     bodies = _bodies(raw)
     assert len(bodies) == 2 and not any("/access" in b for b in bodies.values())
+
+
+def test_notify_portal_token_opens_the_case_in_the_portal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The token printed by `exhunt notify --portal` is one the portal accepts for that case."""
+    from exhunt.cases.cli import _portal
+    from exhunt.store.db import Store
+    from exhunt.store.models import Case, Organisation
+    from exhunt.web.security import token_case
+
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    with store.transaction() as session:
+        org = Organisation(name="Acme")
+        session.add(org)
+        session.flush()
+        session.add(Case(organisation_id=org.id, reference="EXH-ACME", status="open"))
+    portal = _portal(store, "https://portal.example")
+    assert portal is not None
+    token = portal.token_for("EXH-ACME")
+    with store.session() as session:
+        case = token_case(session, token)
+        assert case is not None and case.reference == "EXH-ACME"
+        assert token_case(session, token[:-1] + ("0" if token[-1] != "0" else "1")) is None

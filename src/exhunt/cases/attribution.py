@@ -1,23 +1,43 @@
 """Who owns an address: the coordinator's contacts list (most specific network wins), AS
-number and name from a user-supplied ip2asn TSV, country offline from iptocc, sector from the
-contacts list, else the feed's NAICS code, else unknown."""
+number and name from a user-supplied ip2asn TSV or MaxMind-format database, country offline
+from iptocc, sector from the contacts list, else the feed's NAICS code, else unknown."""
 
 from __future__ import annotations
 
 import bisect
 import csv
 import ipaddress
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import iptocc
+import maxminddb
+import maxminddb.errors
 
 from exhunt.errors import InputError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNKNOWN_SECTOR = "unknown"
+
+
+class Attributed(Protocol):
+    """What attribution fills on a host: the ORM row or ingest's plain copy."""
+
+    organisation_id: int | None
+    network: str | None
+    asn: int | None
+    as_name: str | None
+    country: str | None
+    sector: str | None
+    sector_source: str | None
+    naics: str | None
+
+    @property
+    def ip(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +65,8 @@ class NetworkIndex:
         self._tables[key][int(network.network_address)] = Owner(organisation_id, str(network))
 
     def lookup(self, ip: str) -> Owner | None:
+        if not self._tables:  # no contacts imported: skip parsing the address
+            return None
         address = ipaddress.ip_address(ip)
         bits = address.max_prefixlen
         value = int(address)
@@ -63,6 +85,12 @@ class NetworkIndex:
 class AsInfo:
     asn: int
     name: str
+
+
+class AsnSource(Protocol):
+    """Anything that names the AS announcing an address (ip2asn TSV, MaxMind database)."""
+
+    def lookup(self, ip: str) -> AsInfo | None: ...
 
 
 class AsnTable:
@@ -113,6 +141,59 @@ class AsnTable:
         return info if value <= end else None
 
 
+MAX_AS_NAME = 200
+MAX_MMDB_BYTES = 1 << 30  # GeoLite2-ASN is ~10 MB and even City ~100 MB: more is not one
+# Errors the pure-Python reader raises on a file that is not what it claims (fuzzed in tests)
+_BROKEN = (maxminddb.errors.InvalidDatabaseError, ValueError, TypeError, KeyError, IndexError,
+           UnicodeDecodeError, struct.error, OverflowError, RecursionError, AttributeError)
+
+
+class MaxMindAsn:
+    """AS number and name from a MaxMind-format database in the GeoLite2-ASN layout
+    (autonomous_system_number, autonomous_system_organization).
+
+    Source of the layout: MaxMind, GeoLite2 ASN database record fields; file format: "MaxMind
+    DB File Format Specification" 2.0. The file is user-supplied and may be anything: a file
+    that is not such a database, or a record that does not decode, is an InputError naming
+    the file, never a crash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            size = path.stat().st_size
+            if size > MAX_MMDB_BYTES:
+                raise InputError(f"{path}: {size} bytes is too large for an ASN database")
+            # MODE_MEMORY: the pure-Python reader over the file's bytes, read once
+            self._reader = maxminddb.open_database(str(path), maxminddb.MODE_MEMORY)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the MaxMind database: {exc}") from exc
+        except _BROKEN as exc:
+            raise InputError(f"{path}: not a usable MaxMind database: {exc}") from exc
+        self._v4_only = self._reader.metadata().ip_version == 4
+
+    def lookup(self, ip: str) -> AsInfo | None:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return None  # not an address: nothing to look up
+        if address.version == 6 and self._v4_only:
+            return None
+        try:
+            record = self._reader.get(address)
+        except _BROKEN as exc:
+            raise InputError(f"{self.path}: broken MaxMind record for {ip}: {exc}") from exc
+        if not isinstance(record, dict):
+            return None
+        asn = record.get("autonomous_system_number")
+        if not isinstance(asn, int) or isinstance(asn, bool) or not 0 < asn < 2**32:
+            return None
+        name = record.get("autonomous_system_organization")
+        return AsInfo(asn, name[:MAX_AS_NAME] if isinstance(name, str) else "")
+
+    def close(self) -> None:
+        self._reader.close()
+
+
 def country_of(ip: str) -> str | None:
     """RIR-assigned country, offline (iptocc ships the RIR data in the wheel)."""
     try:
@@ -130,6 +211,7 @@ def _naics_table() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(((r["prefix"], r["sector"]) for r in rows), key=lambda r: -len(r[0])))
 
 
+@lru_cache(maxsize=4096)  # a feed repeats a few hundred codes across 100,000s of rows
 def sector_from_naics(code: str | None) -> str | None:
     if not code:
         return None

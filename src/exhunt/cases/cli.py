@@ -15,10 +15,11 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from exhunt.cases.attribution import AsnTable
+from exhunt.cases.attribution import AsnSource, AsnTable, MaxMindAsn
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.notify import (
+    Portal,
     Renderer,
     Sender,
     SmtpTarget,
@@ -26,7 +27,7 @@ from exhunt.cases.notify import (
     plan_round,
     process_bounces,
 )
-from exhunt.errors import ExhuntError
+from exhunt.errors import ExhuntError, UsageError
 from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
 from exhunt.store.lake import ObservationLake
@@ -40,8 +41,23 @@ FormatOption = Annotated[str, typer.Option("--format", help="text or json")]
 
 
 def _fail(exc: ExhuntError) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    # The message may name a hostile file: print it as text, never as markup.
+    console = Console(stderr=True)
+    console.print("[red]error:[/red] ", end="", markup=True, highlight=False)
+    console.print(str(exc), markup=False, highlight=False)
     raise typer.Exit(2)
+
+
+def _portal(store: Store, url: str | None) -> Portal | None:
+    """Tokens are made from a secret the portal keeps in the same database."""
+    if url is None:
+        return None
+    from exhunt.web.security import case_token, create_web_tables, server_secret
+
+    create_web_tables(store.engine)
+    with store.transaction() as session:
+        secret = server_secret(session)
+    return Portal(url, lambda reference: case_token(secret, reference))
 
 
 def _json_out(value: Any) -> None:
@@ -150,6 +166,8 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         files: Annotated[list[Path], typer.Argument(help="Scan JSONL, hunt JSON, CSV")],
         db: DbOption = None,
         ip2asn: Annotated[Path | None, typer.Option(help="ip2asn TSV")] = None,
+        mmdb: Annotated[Path | None, typer.Option(
+            "--mmdb", help="MaxMind-format ASN database (GeoLite2-ASN layout)")] = None,
         host_ip: Annotated[str | None, typer.Option(help="Hunt report host")] = None,
         parquet: Annotated[Path | None, typer.Option(help="Also write Parquet here")] = None,
         fmt: FormatOption = "text",
@@ -158,7 +176,11 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         """Take evidence files in; a file already taken in adds nothing."""
         try:
             store = Store(db)
-            ingestor = Ingestor(store, AsnTable(ip2asn) if ip2asn else None,
+            if ip2asn and mmdb:
+                raise UsageError("give --ip2asn or --mmdb, not both")
+            asn_source: AsnSource | None = (
+                AsnTable(ip2asn) if ip2asn else MaxMindAsn(mmdb) if mmdb else None)
+            ingestor = Ingestor(store, asn_source,
                                 ObservationLake(parquet) if parquet else None)
             results = []
             failed = False
@@ -259,6 +281,9 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         retry_base: Annotated[str, typer.Option(help="First retry delay, doubling")] = "60s",
         bounces: Annotated[Path | None, typer.Option(help="Folder of delivery reports")] = None,
         verify: Annotated[str | None, typer.Option(help="Sender verification line")] = None,
+        portal: Annotated[str | None, typer.Option(
+            help="Victim portal URL (exhunt serve): each notice carries it with a token that "
+            "opens only that organisation's case")] = None,
         plan_only: Annotated[bool, typer.Option(help="Queue only")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
@@ -269,7 +294,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
                 b = process_bounces(store, bounces)
                 print(f"bounces: {b.files} files, {b.matched} notices bounced, "
                       f"{b.unmatched} not ours")
-            plan = plan_round(store, Renderer(sender, verify),
+            plan = plan_round(store, Renderer(sender, verify, _portal(store, portal)),
                               renotify_after=parse_duration(renotify_after)
                               if renotify_after else None)
             print(f"queued {plan.queued} notices; {plan.skipped_no_contact} cases have no "

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, func, insert, or_, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from exhunt.cases.attribution import AsnTable, NetworkIndex, choose_sector, country_of
+from exhunt.cases.attribution import (
+    AsnSource,
+    Attributed,
+    NetworkIndex,
+    choose_sector,
+    country_of,
+)
 from exhunt.cases.feeds import MAX_RAW_CHARS, RowProblem, Sighting, clean_text, read_any, sniff_kind
 from exhunt.cases.tracking import SCAN_STATES, apply, last_scan_state, refresh_case_status, replay
 from exhunt.errors import InputError
@@ -57,6 +64,103 @@ def core(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def _driver_rows(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> tuple[str, list[tuple[object, ...]]] | None:
+    """(parameter marker, rows converted for the driver), or None for a driver whose
+    parameter style is not positional. Each column's bind conversion (SQLite keeps datetimes
+    as text) is looked up once and applied only where the dialect has one."""
+    dialect = session.connection().dialect
+    marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if marker is None:
+        return None
+    converters = [_fast(table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+                  for c in columns]
+    convert: list[tuple[int, Callable[[Any], Any], dict[object, object]]] = [
+        (i, f, {}) for i, f in enumerate(converters) if f is not None]
+    if not convert:
+        return marker, [tuple(r) for r in rows]
+    out: list[tuple[object, ...]] = []
+    for row in rows:
+        values = list(row)
+        for i, f, memo in convert:  # feeds repeat timestamps: convert each distinct one once
+            value = values[i]
+            if value is not None:
+                done = memo.get(value)
+                if done is None:
+                    done = memo[value] = f(value)
+                values[i] = done
+        out.append(tuple(values))
+    return marker, out
+
+
+_PROBE = datetime(2021, 3, 2, 23, 59, 58, 123456)
+
+
+def _fast(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """SQLite stores a naive datetime as 'YYYY-MM-DD HH:MM:SS.ffffff', which the C-level
+    isoformat writes several times faster than the dialect's Python formatter; used only when
+    both give the same text (checked here), and only for naive datetimes."""
+    if convert is None:
+        return None
+    try:
+        same = convert(_PROBE) == _PROBE.isoformat(" ", "microseconds")
+    except (TypeError, ValueError, AttributeError):
+        same = False
+    if not same:
+        return convert
+
+    def iso_or_dialect(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return convert(value)
+
+    return iso_or_dialect
+
+
+def bulk_insert(session: Session, table: Table, columns: Sequence[str],
+                rows: Sequence[Sequence[object]]) -> None:
+    """INSERT many rows (values in `columns` order) straight through the driver's
+    executemany: Core's executemany spends more time building each row's parameters than the
+    database spends storing them."""
+    if not rows:
+        return
+    prepared = _driver_rows(session, table, columns, rows)
+    if prepared is None:  # another parameter style: let Core do it
+        for part in chunks(rows, 5000):
+            session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in part])
+        return
+    marker, values = prepared
+    quote = session.connection().dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+           f"VALUES ({', '.join([marker] * len(columns))})")
+    for batch in chunks(values, 5000):
+        session.connection().exec_driver_sql(sql, list(batch))
+
+
+def bulk_update(session: Session, table: Table, columns: Sequence[str],
+                rows: Sequence[Sequence[object]]) -> None:
+    """UPDATE table SET columns WHERE id = ..., one executemany; each row holds the new
+    values in `columns` order, then the id."""
+    if not rows:
+        return
+    prepared = _driver_rows(session, table, [*columns, "id"], rows)
+    if prepared is None:
+        statement = (update(table).where(table.c.id == bindparam("row_id"))
+                     .values({c: bindparam("new_" + c) for c in columns}))
+        params = [{"row_id": r[-1], **{"new_" + c: v for c, v in zip(columns, r, strict=False)}}
+                  for r in rows]
+        for part in chunks(params, 5000):
+            session.connection().execute(statement, list(part))
+        return
+    marker, values = prepared
+    quote = session.connection().dialect.identifier_preparer.quote
+    sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = {marker}' for c in columns)}"
+           f" WHERE {quote('id')} = {marker}")
+    for batch in chunks(values, 5000):
+        session.connection().exec_driver_sql(sql, list(batch))
 
 
 def case_reference(organisation_name: str) -> str:
@@ -99,7 +203,7 @@ def ensure_case(session: Session, organisation: Organisation) -> Case:
 class Attributor:
     """Fills a host's owner, AS, country and sector from what is known offline."""
 
-    def __init__(self, session: Session, asn_table: AsnTable | None = None) -> None:
+    def __init__(self, session: Session, asn_table: AsnSource | None = None) -> None:
         self.session = session
         self.index = load_network_index(session)
         self.asn_table = asn_table
@@ -113,7 +217,7 @@ class Attributor:
             self._orgs[org_id] = org
         return self._orgs[org_id]
 
-    def attribute(self, host: Host, feed_sector: str | None = None) -> bool:
+    def attribute(self, host: Attributed, feed_sector: str | None = None) -> bool:
         """True when the host's owner changed."""
         owner = self.index.lookup(host.ip)
         new_org = owner.organisation_id if owner else None
@@ -131,7 +235,7 @@ class Attributor:
 
 
 class Ingestor:
-    def __init__(self, store: Store, asn_table: AsnTable | None = None,
+    def __init__(self, store: Store, asn_table: AsnSource | None = None,
                  lake: ObservationLake | None = None) -> None:
         self.store = store
         self.asn_table = asn_table
@@ -212,10 +316,46 @@ def _with_ip(s: Sighting, ip: str) -> Sighting:
                     s.servername, s.build, s.asn, s.country, s.naics, s.feed_sector)
 
 
-class _FileWork:
-    """The store updates for one file's sightings, in one transaction."""
+@dataclass(slots=True)
+class HostRow:
+    """A plain, mutable copy of one hosts row: ingest moves thousands of these per file, and
+    the ORM's per-attribute instrumentation cost more than the SQL itself."""
 
-    def __init__(self, session: Session, ledger: IngestedFile, asn_table: AsnTable | None):
+    ip: str
+    id: int = 0  # 0 until inserted
+    hostname: str | None = None
+    servername: str | None = None
+    organisation_id: int | None = None
+    network: str | None = None
+    asn: int | None = None
+    as_name: str | None = None
+    country: str | None = None
+    sector: str | None = None
+    sector_source: str | None = None
+    naics: str | None = None
+    state: str | None = None
+    worst_state: str | None = None
+    state_since: datetime | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    last_worse_at: datetime | None = None
+    first_vulnerable_at: datetime | None = None
+    first_patched_at: datetime | None = None
+
+    def values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, c) for c in HOST_COLUMNS)
+
+
+HOST_COLUMNS: tuple[str, ...] = tuple(c.key for c in core(Host).columns)
+assert set(HOST_COLUMNS) == set(HostRow.__slots__), "HostRow must mirror the hosts table"
+
+
+class _FileWork:
+    """The store updates for one file's sightings, in one transaction, set at a time: one
+    query per chunk of keys or addresses, one executemany per table, case bookkeeping once
+    per organisation."""
+
+    def __init__(self, session: Session, ledger: IngestedFile, asn_table: AsnSource | None):
         self.session = session
         self.ledger = ledger
         self.attributor = Attributor(session, asn_table)
@@ -229,21 +369,21 @@ class _FileWork:
         for _, s in fresh:
             if s.ip:
                 by_host[s.ip].append(s)
-        hosts, new_ips = self._hosts_for(by_host)
+        hosts, stored = self._hosts_for(by_host)
         before = {ip: hosts[ip].state for ip in by_host}
         # states move in memory first, so a new host is written once, fully formed; a host
         # whose new evidence is older than what we hold is replayed from the store afterwards
-        late = [ip for ip in by_host if self._move(hosts[ip], by_host[ip], ip in new_ips)]
+        late = [ip for ip in by_host if self._move(hosts[ip], by_host[ip], ip not in stored)]
         for ip in set(by_host) - set(late):
             self._note_worse(hosts[ip], before[ip])
-        self._insert_new_hosts([hosts[ip] for ip in sorted(new_ips)])
-        self.session.flush()  # updates to hosts already stored
+        self._insert_new_hosts([hosts[ip] for ip in sorted(by_host) if ip not in stored])
         self._insert_observations(fresh, hosts)
         for ip in late:
             replay(self.session, hosts[ip])
             self._note_worse(hosts[ip], before[ip])
+        self._update_stored_hosts(hosts, stored)
         touched = self._record_moves(hosts, before)
-        for org_id in touched:
+        for org_id in sorted(touched):
             case = ensure_case(self.session, self.attributor.organisation(org_id))
             refresh_case_status(self.session, case, self.now)
         return len(fresh)
@@ -252,6 +392,8 @@ class _FileWork:
         keyed: dict[str, Sighting] = {}
         for s in sightings:
             keyed.setdefault(natural_key(s), s)
+        if not self._any_observations():
+            return list(keyed.items())
         keys = list(keyed)
         known: set[str] = set()
         for part in chunks(keys):
@@ -259,78 +401,100 @@ class _FileWork:
                 select(Observation.natural_key).where(Observation.natural_key.in_(part))))
         return [(k, keyed[k]) for k in keys if k not in known]
 
-    def _hosts_for(self, by_host: dict[str, list[Sighting]]) -> tuple[dict[str, Host], set[str]]:
-        hosts: dict[str, Host] = {}
-        for part in chunks(sorted(by_host)):
-            for host in self.session.scalars(select(Host).where(Host.ip.in_(part))):
-                hosts[host.ip] = host
-        new_ips = set(by_host) - set(hosts)
-        for ip in new_ips:
-            s = by_host[ip][0]
-            host = Host(ip=ip, naics=s.naics, country=s.country, asn=s.asn)
+    def _any_observations(self) -> bool:
+        return self.session.scalar(select(Observation.id).limit(1)) is not None
+
+    def _hosts_for(
+        self, by_host: dict[str, list[Sighting]]
+    ) -> tuple[dict[str, HostRow], dict[str, tuple[object, ...]]]:
+        """Every host the file names, as plain rows; and, for those already stored, their
+        values as read (to write back only what changed)."""
+        table = core(Host)
+        hosts: dict[str, HostRow] = {}
+        stored: dict[str, tuple[object, ...]] = {}
+        if self.session.scalar(select(Host.id).limit(1)) is not None:
+            for part in chunks(sorted(by_host)):
+                for row in self.session.execute(select(table).where(table.c.ip.in_(part))):
+                    host = HostRow(**row._asdict())
+                    hosts[host.ip] = host
+                    stored[host.ip] = host.values()
+        for ip, seen in by_host.items():
+            if ip in hosts:
+                continue
+            s = seen[0]
+            host = HostRow(ip=ip, naics=s.naics, country=s.country, asn=s.asn)
             self.attributor.attribute(host, s.feed_sector)
             hosts[ip] = host
-        return hosts, new_ips
+        return hosts, stored
 
-    def _insert_new_hosts(self, new_hosts: list[Host]) -> None:
-        """New hosts go in through Core in one executemany (the ORM unit of work costs more
-        than the insert itself at 100,000s of rows); the objects stay outside the session and
-        only learn their ids."""
+    def _insert_new_hosts(self, new_hosts: list[HostRow]) -> None:
         if not new_hosts:
             return
         table = core(Host)
-        columns = [c.key for c in table.columns if c.key != "id"]
-        rows = [{c: getattr(h, c) for c in columns} for h in new_hosts]
-        for batch in chunks(rows, 5000):
-            self.session.execute(insert(table), list(batch))
+        columns = [c for c in HOST_COLUMNS if c != "id"]
+        # ids only grow (SQLite rowid, PostgreSQL sequence): the new rows are the ones above
+        # the highest id before the insert, read back in one query rather than one per chunk
+        floor = self.session.scalar(select(func.max(table.c.id))) or 0
+        bulk_insert(self.session, table, columns,
+                    [[getattr(h, c) for c in columns] for h in new_hosts])
         by_ip = {h.ip: h for h in new_hosts}
-        for ips in chunks(list(by_ip)):
-            for host_id, ip in self.session.execute(
-                    select(Host.id, Host.ip).where(Host.ip.in_(ips))):
+        for host_id, ip in self.session.execute(
+                select(table.c.id, table.c.ip).where(table.c.id > floor)):
+            if ip in by_ip:  # a host another run stored meanwhile is not ours
                 by_ip[ip].id = host_id
+        missing = [ip for ip, h in by_ip.items() if not h.id]
+        assert not missing, f"inserted hosts not read back: {missing[:3]}"
 
-    def _insert_observations(self, fresh: list[tuple[str, Sighting]], hosts: dict[str, Host]
+    def _update_stored_hosts(self, hosts: dict[str, HostRow],
+                             stored: dict[str, tuple[object, ...]]) -> None:
+        """One executemany UPDATE for the stored hosts whose values moved."""
+        changed = [hosts[ip] for ip, was in stored.items() if hosts[ip].values() != was]
+        if not changed:
+            return
+        columns = [c for c in HOST_COLUMNS if c not in ("id", "ip")]
+        bulk_update(self.session, core(Host), columns,
+                    [[*(getattr(h, c) for c in columns), h.id] for h in changed])
+
+    def _insert_observations(self, fresh: list[tuple[str, Sighting]], hosts: dict[str, HostRow]
                              ) -> None:
-        rows = [
-            {"natural_key": key, "host_id": hosts[s.ip].id, "file_id": self.ledger.id,
-             "source": s.source, "seen_at": s.seen_at, "state": s.state.value, "port": s.port,
-             "build": s.build, "evidence": s.evidence}
-            for key, s in fresh if s.ip
-        ]
-        for part in chunks(rows, 5000):
-            # the Core table, not the ORM entity: no per-row ORM bookkeeping at 100,000s of rows
-            self.session.execute(insert(core(Observation)), list(part))
+        file_id = self.ledger.id
+        columns = ["natural_key", "host_id", "file_id", "source", "seen_at", "state", "port",
+                   "build", "evidence"]
+        bulk_insert(self.session, core(Observation), columns, [
+            (key, hosts[s.ip].id, file_id, s.source, s.seen_at, s.state.value, s.port, s.build,
+             s.evidence)
+            for key, s in fresh if s.ip])
 
-    def _move(self, host: Host, seen: list[Sighting], is_new: bool) -> bool:
+    def _move(self, host: HostRow, seen: list[Sighting], is_new: bool) -> bool:
         """Apply one host's new sightings; True when it must be replayed from the store."""
         seen.sort(key=lambda s: s.seen_at)
         self._describe(host, seen)
         late = host.last_seen is not None and seen[0].seen_at < host.last_seen
         if not late:
             self._apply_in_order(host, seen, is_new)
-        host.first_seen = min(filter(None, [host.first_seen, seen[0].seen_at]))
-        host.last_seen = max(filter(None, [host.last_seen, seen[-1].seen_at]))
+        first, last = seen[0].seen_at, seen[-1].seen_at
+        host.first_seen = first if host.first_seen is None else min(host.first_seen, first)
+        host.last_seen = last if host.last_seen is None else max(host.last_seen, last)
         return late
 
-    def _note_worse(self, host: Host, was: str | None) -> None:
+    def _note_worse(self, host: HostRow, was: str | None) -> None:
         if host.state and (was is None or RANK[HostState(host.state)] > RANK[HostState(was)]):
             host.last_worse_at = self.now  # when we learned it: drives re-notification
 
-    def _record_moves(self, hosts: dict[str, Host], before: dict[str, str | None]) -> set[int]:
+    def _record_moves(self, hosts: dict[str, HostRow], before: dict[str, str | None]) -> set[int]:
         touched: set[int] = set()
-        events: list[dict[str, object]] = []
+        events: list[tuple[object, ...]] = []
         for ip, was in before.items():
             host = hosts[ip]
             if host.organisation_id is not None:
                 touched.add(host.organisation_id)
             if host.state != was:
-                events.append({"host_id": host.id, "kind": "host-state", "at": self.now,
-                               "detail": f"{ip}: {was or 'new'} -> {host.state}"})
-        if events:
-            self.session.execute(insert(core(Event)), events)
+                events.append((host.id, "host-state", self.now,
+                               f"{ip}: {was or 'new'} -> {host.state}"))
+        bulk_insert(self.session, core(Event), ["host_id", "kind", "at", "detail"], events)
         return touched
 
-    def _apply_in_order(self, host: Host, seen: list[Sighting], is_new: bool) -> None:
+    def _apply_in_order(self, host: HostRow, seen: list[Sighting], is_new: bool) -> None:
         last_scan: HostState | None = None
         if not is_new and host.state is not None and any(s.state is HostState.CLEAN for s in seen):
             last_scan = last_scan_state(self.session, host.id)
@@ -340,7 +504,7 @@ class _FileWork:
             apply(host, s.state, s.seen_at, last_scan)
 
     @staticmethod
-    def _describe(host: Host, seen: list[Sighting]) -> None:
+    def _describe(host: HostRow, seen: list[Sighting]) -> None:
         latest = seen[-1]
         host.hostname = latest.hostname or host.hostname
         host.servername = latest.servername or host.servername
@@ -348,4 +512,3 @@ class _FileWork:
             host.naics = latest.naics
         if host.asn is None and latest.asn is not None:
             host.asn = latest.asn
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +19,20 @@ from exhunt.store.models import COMPROMISED, RANK, Case, Event, Host, HostState,
 
 RESOLVED_STATES = frozenset({HostState.CLEAN, HostState.PATCHED})
 SCAN_STATES = frozenset({HostState.VULNERABLE, HostState.PATCHED, HostState.EXPOSED})
+
+
+class Tracked(Protocol):
+    """What state tracking reads and moves on a host: the ORM row or a plain in-memory copy
+    (ingest works on plain copies, the ORM's per-attribute bookkeeping costs too much)."""
+
+    state: str | None
+    worst_state: str | None
+    state_since: datetime | None
+    first_vulnerable_at: datetime | None
+    first_patched_at: datetime | None
+
+    @property
+    def id(self) -> int: ...
 
 
 def worse(a: HostState | None, b: HostState) -> HostState:
@@ -40,7 +55,7 @@ def next_state(
     return seen
 
 
-def apply(host: Host, seen: HostState, at: datetime, last_scan: HostState | None) -> bool:
+def apply(host: Tracked, seen: HostState, at: datetime, last_scan: HostState | None) -> bool:
     """Move `host` on one observation; True when its state changed."""
     before = HostState(host.state) if host.state else None
     after = next_state(before, seen, last_scan)
@@ -57,7 +72,7 @@ def apply(host: Host, seen: HostState, at: datetime, last_scan: HostState | None
     return True
 
 
-def replay(session: Session, host: Host) -> None:
+def replay(session: Session, host: Tracked) -> None:
     """Recompute a host's state from all its observations (used when evidence arrives out of
     time order)."""
     host.state = None

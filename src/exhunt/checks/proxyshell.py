@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -185,18 +184,6 @@ class OwaSsrf(Check):
                                    timestamp=tally.first_at, client_ip=client or None)
 
 
-def rps_fields(record: LogRecord) -> dict[str, str]:
-    """The row's columns; a file without a #Fields line is read with CrowdStrike's header."""
-    if "ClientInfo" in record.fields or "HttpStatus" in record.fields:
-        return dict(record.fields)
-    raw = record.get("_raw")
-    try:
-        row = next(csv.reader([raw]))
-    except (csv.Error, StopIteration):
-        return {}
-    return dict(zip(_RPS["fields"], row, strict=False))
-
-
 class RpsHttp(Check):
     id = "proxyshell.rps-http"
     title = "Remote PowerShell from an unknown client (ProxyNotShell / OWASSRF)"
@@ -211,7 +198,7 @@ class RpsHttp(Check):
         self._tallies: dict[tuple[str, bool], tuple[LogRecord, int, set[str], set[str]]] = {}
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
-        row = rps_fields(record)
+        row = record.fields
         info = row.get("ClientInfo", "").strip()
         if not info or info in _RPS["benign_client_info"] or info.startswith("#"):
             return ()

@@ -9,6 +9,19 @@ from __future__ import annotations
 
 import re
 
+# Columns of the PowerShell proxy's Rps_Http log, for files that carry no #Fields line
+# (header list of CrowdStrike OWASSRF Rps_Http-IOC.ps1, as quoted in reference/hunting.md).
+RPS_HTTP_FIELDS = (
+    "DateTime", "StartTime", "RequestId", "MajorVersion", "MinorVersion", "BuildVersion",
+    "RevisionVersion", "ClientRequestId", "UrlHost", "UrlStem", "AuthenticationType",
+    "IsAuthenticated", "AuthenticatedUser", "Organization", "ManagedOrganization",
+    "ClientIpAddress", "ServerHostName", "FrontEndServer", "HttpStatus", "SubStatus", "ErrorCode",
+    "Action", "CommandId", "CommandName", "SessionId", "ShellId", "FailFast",
+    "ContributeToFailFast", "RequestBytes", "ClientInfo", "CPU", "Memory",
+    "ActivityContextLifeTime", "TotalTime", "UrlQuery", "GenericLatency", "GenericInfo",
+    "GenericErrors",
+)
+
 _PARAM_START = re.compile(r"\.([A-Za-z][A-Za-z0-9]*)=")
 
 

@@ -24,7 +24,7 @@ from typing import BinaryIO, Protocol
 
 from exhunt.model import LogRecord, RecordKind
 from exhunt.readers.base import MAX_LINE_BYTES, ReadStats
-from exhunt.readers.exchange import parse_cmdlet, parse_event_data
+from exhunt.readers.exchange import RPS_HTTP_FIELDS, parse_cmdlet, parse_event_data
 from exhunt.readers.prefilter import LiteralFilter
 
 CHUNK_BYTES = 8 << 20
@@ -36,7 +36,9 @@ MAX_RAW_CHARS = 64 << 10
 
 # Logs whose checks read the message text rather than columns keep the raw line; others
 # do not, since a record per matched line is held until the hunt ends.
-RAW_KINDS = frozenset({RecordKind.OAB_GENERATOR, RecordKind.RPS_HTTP})
+RAW_KINDS = frozenset({RecordKind.OAB_GENERATOR})
+# Columns of logs that some builds write without a #Fields line; a #Fields line wins.
+DEFAULT_FIELDS: dict[RecordKind, tuple[str, ...]] = {RecordKind.RPS_HTTP: RPS_HTTP_FIELDS}
 # Columns in which a log names the server that wrote it.
 HOST_COLUMNS = ("ServerHostName", "ServerName", "s-computername")
 _LEADING_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?)")
@@ -95,7 +97,8 @@ def read_text_log(
     prefilter: LiteralFilter,
 ) -> Iterator[LogRecord]:
     """Records of the lines that pass `prefilter`; every line is counted in `stats`."""
-    cursor = _Cursor(syntax=SYNTAX_BY_KIND.get(kind, LogSyntax.FREE_TEXT))
+    cursor = _Cursor(syntax=SYNTAX_BY_KIND.get(kind, LogSyntax.FREE_TEXT),
+                     fields=DEFAULT_FIELDS.get(kind, ()))
     stream = open_log_stream(raw, stats)
     # One buffer per file, refilled in place: fresh 8 MB objects per chunk cost page faults.
     buf = bytearray(CHUNK_BYTES + MAX_LINE_BYTES + 2)

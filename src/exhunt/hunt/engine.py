@@ -82,8 +82,15 @@ def hunt(
         report.unreadable = True
         report.errors.append(InputProblem(source, str(exc)))
         return report
-    with collection:
-        _hunt_collection(collection, report, workers, progress, files or FileStageSettings())
+    # Artifacts read in this process use the collection already open here (a zip's
+    # directory is read once); worker processes open their own.
+    _OPEN[source] = collection
+    try:
+        with collection:
+            _hunt_collection(collection, report, workers, progress,
+                             files or FileStageSettings())
+    finally:
+        _OPEN.pop(source, None)
     return report
 
 
@@ -208,10 +215,21 @@ def read_artifact(task: ReadTask) -> ReadResult:
     return result
 
 
-@cache
+# One open collection per source in each worker process, reused for all its artifacts.
+_OPEN: dict[str, Collection] = {}
+
+
 def _collection(source: str) -> Collection:
-    # One open collection per worker process, reused for all its artifacts.
-    return open_collection(source)
+    if source not in _OPEN:
+        _OPEN[source] = open_collection(source)
+    return _OPEN[source]
+
+
+def forget_open_collections() -> None:
+    """Close the collections this process keeps for reuse (a long-lived worker that hunts
+    hundreds of copies must not keep hundreds of zip directories and handles open)."""
+    while _OPEN:
+        _OPEN.popitem()[1].close()
 
 
 @cache

@@ -29,9 +29,8 @@ import jinja2
 from rich.console import Console
 
 from exhunt.errors import UsageError
-from exhunt.hunt import engine
 from exhunt.hunt.baseline import web_relative
-from exhunt.hunt.engine import hunt
+from exhunt.hunt.engine import forget_open_collections, hunt
 from exhunt.hunt.files import FileStageSettings
 from exhunt.hunt.verdict import EXPLOITATION_STAGES, counts
 from exhunt.intel import indicators
@@ -93,9 +92,7 @@ def hunt_one(source: str, file_stage: FileStageSettings | None = None) -> HuntRe
     try:
         return hunt(source, workers=1, files=file_stage)
     finally:
-        # The engine keeps each copy it opened for reuse; a worker that hunts hundreds of
-        # copies must not keep hundreds of open collections (file handles, zip directories).
-        engine._collection.cache_clear()
+        forget_open_collections()
 
 
 def crashed_report(source: str, why: str) -> HuntReport:

@@ -17,6 +17,8 @@ _URLS = _PL["webshell_urls"]
 _ATTACK_PATHS = frozenset(p.lower() for p in _IIS["attack_post_paths"])
 _ATTACK_PATTERN = re.compile(_IIS["attack_post_pattern"], re.IGNORECASE)
 _SCRIPT_EXT = tuple(_URLS["script_extensions"])
+# The exploit tools' own user agents; crawler names on the same lists also belong to crawlers.
+_TOOL_AGENTS = ("ExchangeServicesClient/0.0.0.0", "antSword/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ class AttackToolAgent(Check):
     stage = Stage.PROBE
     cves = ("CVE-2021-26855",)
     kinds = frozenset({RecordKind.IIS})
-    literals = ("ExchangeServicesClient/0.0.0.0", "antSword/")
+    literals = _TOOL_AGENTS
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
@@ -132,8 +134,7 @@ class AttackToolAgent(Check):
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         request = request_of(record)
-        distinctive = ("ExchangeServicesClient/0.0.0.0", "antSword/")
-        if request is not None and any(ua in request.agent for ua in distinctive):
+        if request is not None and any(ua in request.agent for ua in _TOOL_AGENTS):
             self._tallies.setdefault(request.client, _Tally(request)).add(request)
         return ()
 

@@ -452,16 +452,23 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     def login_form(request: Request) -> HTMLResponse:
         return with_pre_csrf(request, "login.html.j2")
 
+    def credential_gate(request: Request, csrf: str, client: str,
+                        template: str) -> Response | None:
+        """What the login and token forms refuse before looking at a credential."""
+        if not form_csrf_ok(request, csrf, None):
+            return refused(None, "The form expired; reload the page.", 400)
+        if web.limiter.blocked(client):
+            return with_pre_csrf(request, template, 429,
+                                 error="Too many failed attempts; wait a few minutes.")
+        return None
+
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: Annotated[str, Form(max_length=64)],
               password: Annotated[str, Form(max_length=1024)],
               csrf: Annotated[str, Form(max_length=100)]) -> Response:
         client = client_of(request)
-        if not form_csrf_ok(request, csrf, None):
-            return refused(None, "The form expired; reload the login page.", 400)
-        if web.limiter.blocked(client):
-            return with_pre_csrf(request, "login.html.j2", 429,
-                                 error="Too many failed attempts; wait a few minutes.")
+        if (refusal := credential_gate(request, csrf, client, "login.html.j2")) is not None:
+            return refusal
         with web.store.transaction() as session:
             if not check_password(session, username, password):
                 web.limiter.failed(client)
@@ -480,11 +487,8 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     def access(request: Request, token: Annotated[str, Form(max_length=200)],
                csrf: Annotated[str, Form(max_length=100)]) -> Response:
         client = client_of(request)
-        if not form_csrf_ok(request, csrf, None):
-            return refused(None, "The form expired; reload the page.", 400)
-        if web.limiter.blocked(client):
-            return with_pre_csrf(request, "access.html.j2", 429,
-                                 error="Too many failed attempts; wait a few minutes.")
+        if (refusal := credential_gate(request, csrf, client, "access.html.j2")) is not None:
+            return refusal
         with web.store.transaction() as session:
             case = token_case(session, token)
             if case is None:

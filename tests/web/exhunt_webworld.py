@@ -48,8 +48,10 @@ def _host(session: Any, org: Organisation, ip: str, name: str, states: list[str]
     session.flush()
     for day, state in enumerate(states):
         source = "scan" if state in ("vulnerable", "patched", "exposed") else "shadowserver"
-        session.add(Observation(natural_key=f"{ip}-{day}", host_id=host.id, source=source,
-                                seen_at=T0 + timedelta(days=day), state=state, port=443,
+        last = day == len(states) - 1  # the latest run stays open
+        session.add(Observation(host_id=host.id, source=source, seen_at=T0 + timedelta(days=day),
+                                last_seen_at=None if last else T0 + timedelta(days=day),
+                                state=state, port=443,
                                 build=f"15.1.2176.2 {IMG}",
                                 evidence=f"feed said {SCRIPT} on {ip}"))
 

@@ -77,10 +77,12 @@ def case_rows(store: Store, *, detail: bool = False) -> list[dict[str, Any]]:
         evidence: dict[int, list[dict[str, Any]]] = {}
         history: dict[int, list[dict[str, Any]]] = {}
         if detail:
+            last_seen = {h.id: h.last_seen for h in hosts}
             for o in session.scalars(select(Observation).order_by(Observation.seen_at)):
                 evidence.setdefault(o.host_id, []).append({
-                    "seen_at": o.seen_at.isoformat(), "source": o.source, "state": o.state,
-                    "evidence": o.evidence})
+                    "seen_at": o.seen_at.isoformat(),
+                    "last_seen_at": o.ended(last_seen.get(o.host_id)).isoformat(),
+                    "source": o.source, "state": o.state, "evidence": o.evidence})
             host_case = {h.id: h.organisation_id for h in hosts}
             case_of_org = {c.organisation_id: c.id for c in cases}
             for e in session.scalars(select(Event).order_by(Event.at, Event.id)):

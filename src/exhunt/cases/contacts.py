@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.feeds import MAX_RAW_CHARS, clean_text
-from exhunt.cases.ingest import Attributor, ensure_case
+from exhunt.cases.owners import Attributor, ensure_case
 from exhunt.cases.tracking import refresh_case_status
 from exhunt.errors import InputError
 from exhunt.store.db import Store

@@ -154,10 +154,19 @@ def _shadowserver_evidence(report: str, row: dict[str, str]) -> str:
     return clean_text("; ".join(parts), MAX_FIELD_CHARS * 2)
 
 
+def shadowserver_report(name: str) -> str:
+    return "scan6_exchange" if "scan6" in name.lower() else "scan_exchange"
+
+
+def normalise_header(name: str) -> str:
+    """A header cell as the readers match it (a UTF-8 byte-order mark is not part of it)."""
+    return name.replace("\ufeff", "").strip().strip('"').lower()
+
+
 def read_shadowserver(data: bytes, name: str) -> Iterator[Row]:
     """Rows of a scan_exchange / scan6_exchange CSV, in any column order, extra or missing
     columns tolerated (only ip and timestamp are required)."""
-    report = "scan6_exchange" if "scan6" in name.lower() else "scan_exchange"
+    report = shadowserver_report(name)
     csv.field_size_limit(MAX_LINE_BYTES)
     reader = csv.reader(bounded_lines(data))
     try:
@@ -165,7 +174,7 @@ def read_shadowserver(data: bytes, name: str) -> Iterator[Row]:
     except (StopIteration, csv.Error):
         yield RowProblem(name, 1, "no CSV header", "")
         return
-    columns = [h.strip().strip('"').lower() for h in header]
+    columns = [normalise_header(h) for h in header]
     if "ip" not in columns:
         yield RowProblem(name, 1, "header has no 'ip' column", clean_text(",".join(header)))
         return
@@ -177,9 +186,18 @@ def read_shadowserver(data: bytes, name: str) -> Iterator[Row]:
         except csv.Error as exc:
             yield RowProblem(name, reader.line_num, f"unreadable CSV row: {exc}", "")
             continue
-        if not values or all(not v.strip() for v in values):
-            continue
-        yield _shadowserver_row(report, name, reader.line_num, columns, values)
+        row = shadowserver_line(report, name, reader.line_num, columns, values)
+        if row is not None:
+            yield row
+
+
+def shadowserver_line(
+    report: str, name: str, line: int, columns: list[str], values: list[str]
+) -> Row | None:
+    """One data row (None for a blank one, which says nothing)."""
+    if not values or all(not v.strip() for v in values):
+        return None
+    return _shadowserver_row(report, name, line, columns, values)
 
 
 def _shadowserver_row(

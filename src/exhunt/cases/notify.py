@@ -321,17 +321,28 @@ def _latest_messages(session: Session, case_ids: list[int]) -> dict[int, Message
 
 
 def _evidence(session: Session, host_ids: list[int]) -> dict[int, list[str]]:
+    """Each host's latest evidence runs, newest first, each with when it was seen."""
     found: dict[int, list[str]] = defaultdict(list)
     for start in range(0, len(host_ids), 1000):
         part = host_ids[start:start + 1000]
         rows = session.execute(
-            select(Observation.host_id, Observation.seen_at, Observation.evidence)
+            select(Observation.host_id, Observation.seen_at, Observation.last_seen_at,
+                   Host.last_seen, Observation.evidence)
+            .join(Host, Host.id == Observation.host_id)
             .where(Observation.host_id.in_(part))
-            .order_by(Observation.host_id, Observation.seen_at.desc()))
-        for host_id, seen_at, text in rows:
+            .order_by(Observation.host_id, Observation.seen_at.desc(), Observation.id.desc()))
+        for host_id, seen_at, last_seen_at, host_last_seen, text in rows:
             if len(found[host_id]) < EVIDENCE_PER_HOST:
-                found[host_id].append(f"{seen_at:%Y-%m-%d %H:%M} UTC: {text}")
+                end = last_seen_at or host_last_seen or seen_at
+                found[host_id].append(f"{seen_span(seen_at, end)}: {text}")
     return found
+
+
+def seen_span(first: datetime, last: datetime) -> str:
+    """'2021-03-02 06:10 UTC', or the first and last sighting of a run."""
+    if last <= first:
+        return f"{first:%Y-%m-%d %H:%M} UTC"
+    return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
 
 
 def _notice_host(host: Host, evidence: list[str]) -> NoticeHost:

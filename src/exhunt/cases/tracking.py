@@ -30,6 +30,7 @@ class Tracked(Protocol):
     state_since: datetime | None
     first_vulnerable_at: datetime | None
     first_patched_at: datetime | None
+    last_seen: datetime | None
 
     @property
     def id(self) -> int: ...
@@ -72,32 +73,58 @@ def apply(host: Tracked, seen: HostState, at: datetime, last_scan: HostState | N
     return True
 
 
+RunRow = tuple[str, datetime, datetime | None, str]  # state, seen_at, last_seen_at, source
+
+
+def run_points(runs: Iterable[RunRow], host_last_seen: datetime | None
+               ) -> list[tuple[datetime, HostState, str]]:
+    """A host's evidence runs as the sightings that matter for its state, in time order: each
+    run's first sighting and, when later, its last one (an open run ends at the host's last
+    sighting). Sightings inside a run repeat what its ends say."""
+    points: list[tuple[datetime, int, HostState, str]] = []
+    for order, (state, seen_at, last_seen_at, source) in enumerate(runs):
+        seen = HostState(state)
+        points.append((seen_at, order, seen, source))
+        end = last_seen_at if last_seen_at is not None else host_last_seen
+        if end is not None and end > seen_at:
+            points.append((end, order, seen, source))
+    points.sort(key=lambda p: (p[0], p[1]))
+    return [(at, seen, source) for at, _, seen, source in points]
+
+
 def replay(session: Session, host: Tracked) -> None:
-    """Recompute a host's state from all its observations (used when evidence arrives out of
+    """Recompute a host's state from all its evidence runs (used when evidence arrives out of
     time order)."""
+    runs = session.execute(
+        select(Observation.state, Observation.seen_at, Observation.last_seen_at,
+               Observation.source)
+        .where(Observation.host_id == host.id)
+        .order_by(Observation.seen_at, Observation.id)
+    ).all()
+    replay_points(host, run_points(runs, host.last_seen))
+
+
+def replay_points(host: Tracked, points: Iterable[tuple[datetime, HostState, str]]) -> None:
     host.state = None
     host.worst_state = None
     host.state_since = None
     host.first_vulnerable_at = host.first_patched_at = None
-    observations = session.execute(
-        select(Observation.state, Observation.seen_at, Observation.source)
-        .where(Observation.host_id == host.id)
-        .order_by(Observation.seen_at, Observation.id)
-    ).all()
     last_scan: HostState | None = None
-    for state, seen_at, source in observations:
-        seen = HostState(state)
+    for at, seen, source in points:
         if source != "hunt" and seen in SCAN_STATES:
             last_scan = seen
-        apply(host, seen, seen_at, last_scan)
+        apply(host, seen, at, last_scan)
 
 
 def last_scan_state(session: Session, host_id: int) -> HostState | None:
+    """What the latest scan (not hunt) evidence said: the open run when it is a scan's,
+    else the scan run that ended last."""
     state = session.scalar(
         select(Observation.state)
         .where(Observation.host_id == host_id, Observation.source != "hunt",
                Observation.state.in_([s.value for s in SCAN_STATES]))
-        .order_by(Observation.seen_at.desc(), Observation.id.desc())
+        .order_by(Observation.last_seen_at.is_(None).desc(), Observation.last_seen_at.desc(),
+                  Observation.id.desc())
         .limit(1)
     )
     return HostState(state) if state else None

@@ -132,20 +132,27 @@ class IngestedFile(Base):
 
 
 class Observation(Base):
-    """One thing seen about one host at one time, from one source."""
+    """A run of unchanged evidence about one host: the same finding from the same source, seen
+    from `seen_at` to `last_seen_at`. The host's latest run is open (`last_seen_at` NULL) and
+    lasts until the host's `last_seen`; a daily feed that says the same thing again only moves
+    that, so the store grows with what changes, not with every sighting (each sighting is
+    still kept in the Parquet lake when one is given)."""
 
     __tablename__ = "observations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # hash of (source kind, ip, port, time, what was seen): the same sighting in two files is one
-    natural_key: Mapped[str] = mapped_column(String(64), unique=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), index=True)
     file_id: Mapped[int | None] = mapped_column(ForeignKey("ingested_files.id"))
     source: Mapped[str] = mapped_column(String(32))  # shadowserver | scan | hunt
-    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)  # first sighting of the run
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)  # NULL: the open run
     state: Mapped[str] = mapped_column(String(16))
     port: Mapped[int | None] = mapped_column(Integer)
     build: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[str] = mapped_column(Text)  # bounded, feed text kept as data
+
+    def ended(self, host_last_seen: datetime | None) -> datetime:
+        """When the run was last seen (an open run lasts until its host's last sighting)."""
+        return self.last_seen_at or host_last_seen or self.seen_at
 
 
 class Case(Base):

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exhunt.cases.tracking import SCAN_STATES, next_state
+from exhunt.cases.tracking import SCAN_STATES, next_state, run_points
 from exhunt.store.models import (
     COMPROMISED,
     Case,
@@ -57,28 +57,32 @@ def host_json(h: Host) -> dict[str, Any]:
 
 
 def state_series(session: Session) -> list[dict[str, Any]]:
-    """Per day, how many hosts were in each headline group (replaying the tracking rules)."""
+    """Per day, how many hosts were in each headline group (replaying the tracking rules over
+    each host's evidence runs)."""
     rows = session.execute(
-        select(Observation.host_id, Observation.seen_at, Observation.state, Observation.source)
+        select(Observation.host_id, Observation.state, Observation.seen_at,
+               Observation.last_seen_at, Observation.source, Host.last_seen)
+        .join(Host, Host.id == Observation.host_id)
         .order_by(Observation.host_id, Observation.seen_at, Observation.id)).all()
     if not rows:
         return []
-    last_day = max(r.seen_at for r in rows).date()
-    first_day = max(min(r.seen_at for r in rows).date(), last_day - timedelta(days=MAX_DAYS))
-    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    counts = [Counter[str]() for _ in days]
     by_host: dict[int, list[Any]] = defaultdict(list)
     for r in rows:
         by_host[r.host_id].append(r)
-    for observations in by_host.values():
+    timelines = [run_points([(r.state, r.seen_at, r.last_seen_at, r.source) for r in runs],
+                            runs[0].last_seen) for runs in by_host.values()]
+    last_day = max(t[-1][0] for t in timelines).date()
+    first_day = max(min(t[0][0] for t in timelines).date(), last_day - timedelta(days=MAX_DAYS))
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    counts = [Counter[str]() for _ in days]
+    for points in timelines:
         state: HostState | None = None
         last_scan: HostState | None = None
         index = 0
         for day_no, day in enumerate(days):
-            while index < len(observations) and observations[index].seen_at.date() <= day:
-                o = observations[index]
-                seen = HostState(o.state)
-                if o.source != "hunt" and seen in SCAN_STATES:
+            while index < len(points) and points[index][0].date() <= day:
+                _, seen, source = points[index]
+                if source != "hunt" and seen in SCAN_STATES:
                     last_scan = seen
                 state = next_state(state, seen, last_scan)
                 index += 1
@@ -189,18 +193,24 @@ def _message_text(body: bytes) -> str:
     return body[:100_000].decode("utf-8", "replace")
 
 
+def _run_json(o: Observation, host_last_seen: datetime | None) -> dict[str, Any]:
+    """One evidence run: first and last sighting, what was seen."""
+    return {"seen_at": _iso(o.seen_at), "last_seen_at": _iso(o.ended(host_last_seen)),
+            "source": o.source, "state": o.state, "port": o.port, "build": o.build,
+            "evidence": o.evidence}
+
+
 def case_detail(session: Session, case: Case, *, with_bodies: bool) -> dict[str, Any]:
     org = case.organisation
     hosts = list(session.scalars(select(Host).where(Host.organisation_id == org.id)
                                  .order_by(Host.ip)))
     host_ids = [h.id for h in hosts]
+    last_seen = {h.id: h.last_seen for h in hosts}
     evidence: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if host_ids:
         for o in session.scalars(select(Observation).where(Observation.host_id.in_(host_ids))
                                  .order_by(Observation.seen_at.desc()).limit(2000)):
-            evidence[o.host_id].append({"seen_at": _iso(o.seen_at), "source": o.source,
-                                        "state": o.state, "port": o.port, "build": o.build,
-                                        "evidence": o.evidence})
+            evidence[o.host_id].append(_run_json(o, last_seen.get(o.host_id)))
     messages = []
     for m in session.scalars(select(Message).where(Message.case_id == case.id)
                              .order_by(Message.round)):
@@ -231,8 +241,7 @@ def case_detail(session: Session, case: Case, *, with_bodies: bool) -> dict[str,
 
 
 def host_detail(session: Session, host: Host) -> dict[str, Any]:
-    observations = [{"seen_at": _iso(o.seen_at), "source": o.source, "state": o.state,
-                     "port": o.port, "build": o.build, "evidence": o.evidence}
+    observations = [_run_json(o, host.last_seen)
                     for o in session.scalars(select(Observation)
                                              .where(Observation.host_id == host.id)
                                              .order_by(Observation.seen_at, Observation.id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from exhunt.cases.tracking import (
     last_scan_state,
     replay,
 )
-from exhunt.store.bulk import bulk_insert, bulk_update, chunks, core
+from exhunt.store.bulk import bulk_insert, bulk_update, chunks, core, fetch_rows
 from exhunt.store.models import RANK, Case, Event, Host, HostState, IngestedFile, Observation
 
 
@@ -35,8 +36,8 @@ class HostRow:
     """A plain, mutable copy of one hosts row: ingest moves thousands of these per file, and
     the ORM's per-attribute instrumentation cost more than the SQL itself."""
 
-    ip: str
     id: int = 0  # 0 until inserted
+    ip: str = ""
     hostname: str | None = None
     servername: str | None = None
     organisation_id: int | None = None
@@ -57,11 +58,16 @@ class HostRow:
     first_patched_at: datetime | None = None
 
     def values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, c) for c in HOST_COLUMNS)
+        return _host_values(self)
 
 
 HOST_COLUMNS: tuple[str, ...] = tuple(c.key for c in core(Host).columns)
-assert set(HOST_COLUMNS) == set(HostRow.__slots__), "HostRow must mirror the hosts table"
+assert HOST_COLUMNS == HostRow.__slots__, "HostRow must mirror the hosts table, in its order"
+_host_values = attrgetter(*HOST_COLUMNS)
+_NEW_HOST_COLUMNS = tuple(c for c in HOST_COLUMNS if c != "id")
+_new_host_values = attrgetter(*_NEW_HOST_COLUMNS)
+_STORED_HOST_COLUMNS = tuple(c for c in HOST_COLUMNS if c not in ("id", "ip"))
+_stored_host_values = attrgetter(*_STORED_HOST_COLUMNS, "id")
 RUN_COLUMNS = ("host_id", "file_id", "source", "seen_at", "last_seen_at", "state", "port",
                "build", "evidence")
 
@@ -155,11 +161,11 @@ class FileWork:
                 queries = [select(table).where(table.c.ip.in_(part))
                            for part in chunks(sorted(by_host))]
             for query in queries:
-                for row in self.session.execute(query):
-                    if row.ip in by_host:
-                        host = HostRow(**row._asdict())
+                for values in fetch_rows(self.session, query):
+                    if values[1] in by_host:
+                        host = HostRow(*values)
                         hosts[host.ip] = host
-                        stored[host.ip] = host.values()
+                        stored[host.ip] = values
         cols = self.cols
         for ip, rows in by_host.items():
             if ip not in hosts:
@@ -181,12 +187,12 @@ class FileWork:
         parts = [query] if len(stored) * 4 >= len(self.cols) else [
             query.where(table.c.host_id.in_(part)) for part in chunks(sorted(by_id))]
         for part in parts:
-            for row in self.session.execute(part):
-                host = by_id.get(row.host_id)
+            for run_id, host_id, source, state, evidence, build, port, seen_at in fetch_rows(
+                    self.session, part):
+                host = by_id.get(host_id)
                 if host is None:
                     continue
-                run = Run(host, row.source, row.state, row.evidence, row.build, row.port,
-                          row.seen_at, None, row.id)
+                run = Run(host, source, state, evidence, build, port, seen_at, None, run_id)
                 held = self.open.get(host.ip)
                 if held is None or (held.seen_at, held.id) < (run.seen_at, run.id):
                     self.open[host.ip] = run
@@ -210,6 +216,9 @@ class FileWork:
 
     def _take(self, host: HostRow, rows: list[int], is_new: bool) -> None:
         cols = self.cols
+        if is_new and len(rows) == 1:  # most of a first report: one sighting, a new host
+            self._take_first(host, rows[0])
+            return
         if len(rows) > 1:
             rows.sort(key=cols.seen_at.__getitem__)
         self._describe(host, rows[-1])
@@ -241,6 +250,18 @@ class FileWork:
             apply(host, seen, seen_at, last_scan)
         if run is not None:
             self.open[host.ip] = run
+
+    def _take_first(self, host: HostRow, i: int) -> None:
+        cols = self.cols
+        self._describe(host, i)
+        run = _run_from(host, cols, i)
+        self.new_runs.append(run)
+        self.open[host.ip] = run
+        self.added += 1
+        host.first_seen = host.last_seen = seen_at = cols.seen_at[i]
+        seen = HostState(cols.state[i])
+        apply(host, seen, seen_at,
+              seen if cols.source[i] != "hunt" and seen in SCAN_STATES else None)
 
     def _take_late(self, host: HostRow, i: int) -> None:
         runs = self._runs_of(host)
@@ -280,15 +301,13 @@ class FileWork:
         if not new_hosts:
             return
         table = core(Host)
-        columns = [c for c in HOST_COLUMNS if c != "id"]
         # ids only grow (SQLite rowid, PostgreSQL sequence): the new rows are the ones above
         # the highest id before the insert, read back in one query rather than one per chunk
         floor = self.session.scalar(select(func.max(table.c.id))) or 0
-        bulk_insert(self.session, table, columns,
-                    [[getattr(h, c) for c in columns] for h in new_hosts])
+        bulk_insert(self.session, table, _NEW_HOST_COLUMNS, list(map(_new_host_values, new_hosts)))
         by_ip = {h.ip: h for h in new_hosts}
-        for host_id, ip in self.session.execute(
-                select(table.c.id, table.c.ip).where(table.c.id > floor)):
+        for host_id, ip in fetch_rows(self.session,
+                                      select(table.c.id, table.c.ip).where(table.c.id > floor)):
             if ip in by_ip:  # a host another run stored meanwhile is not ours
                 by_ip[ip].id = host_id
         missing = [ip for ip, h in by_ip.items() if not h.id]
@@ -305,11 +324,8 @@ class FileWork:
                              stored: dict[str, tuple[object, ...]]) -> None:
         """One executemany UPDATE for the stored hosts whose values moved."""
         changed = [hosts[ip] for ip, was in stored.items() if hosts[ip].values() != was]
-        if not changed:
-            return
-        columns = [c for c in HOST_COLUMNS if c not in ("id", "ip")]
-        bulk_update(self.session, core(Host), columns,
-                    [[*(getattr(h, c) for c in columns), h.id] for h in changed])
+        bulk_update(self.session, core(Host), _STORED_HOST_COLUMNS,
+                    list(map(_stored_host_values, changed)))
 
     def _record(self, hosts: dict[str, HostRow], before: dict[str, str | None],
                 stored: dict[str, tuple[object, ...]]) -> None:

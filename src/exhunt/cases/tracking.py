@@ -60,7 +60,8 @@ def apply(host: Tracked, seen: HostState, at: datetime, last_scan: HostState | N
     """Move `host` on one observation; True when its state changed."""
     before = HostState(host.state) if host.state else None
     after = next_state(before, seen, last_scan)
-    host.worst_state = worse(HostState(host.worst_state) if host.worst_state else None, after)
+    host.worst_state = worse(HostState(host.worst_state) if host.worst_state else None,
+                             after).value
     if seen is HostState.VULNERABLE and host.first_vulnerable_at is None:
         host.first_vulnerable_at = at
     if (after in RESOLVED_STATES and host.first_vulnerable_at is not None

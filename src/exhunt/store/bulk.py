@@ -4,11 +4,13 @@ them. Used where ingest writes tens of thousands of rows per file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import functools
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import DateTime, Select, Table, bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from exhunt.store.models import Base
@@ -26,56 +28,49 @@ def core(model: type[Base]) -> Table:
 
 def _driver_rows(
     session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
-) -> tuple[str, list[tuple[object, ...]]] | None:
+) -> tuple[str, Sequence[Sequence[object]]] | None:
     """(parameter marker, rows converted for the driver), or None for a driver whose
-    parameter style is not positional. Each column's bind conversion (SQLite keeps datetimes
-    as text) is looked up once and applied only where the dialect has one."""
+    parameter style is not positional. Each column's bind conversion is looked up once and
+    applied only where the dialect has one; SQLite's datetimes are left to the C-level adapter
+    registered below, which writes the same text."""
     dialect = session.connection().dialect
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if marker is None:
         return None
-    converters = [_fast(table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
-                  for c in columns]
-    convert: list[tuple[int, Callable[[Any], Any], dict[object, object]]] = [
-        (i, f, {}) for i, f in enumerate(converters) if f is not None]
+    converters = [_needed(table.c[c].type.dialect_impl(dialect).bind_processor(dialect),
+                          dialect.name) for c in columns]
+    convert = [(i, f) for i, f in enumerate(converters) if f is not None]
     if not convert:
-        return marker, [tuple(r) for r in rows]
+        return marker, rows
     out: list[tuple[object, ...]] = []
     for row in rows:
         values = list(row)
-        for i, f, memo in convert:  # feeds repeat timestamps: convert each distinct one once
-            value = values[i]
-            if value is not None:
-                done = memo.get(value)
-                if done is None:
-                    done = memo[value] = f(value)
-                values[i] = done
+        for i, f in convert:
+            if values[i] is not None:
+                values[i] = f(values[i])
         out.append(tuple(values))
     return marker, out
 
 
 _PROBE = datetime(2021, 3, 2, 23, 59, 58, 123456)
+# SQLite keeps a naive datetime as 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's form): the C-level
+# isoformat, called by the driver itself, writes it several times faster than a Python loop
+# calling the dialect's formatter. Every column holds naive UTC (models.utcnow).
+_SQLITE_DATETIME = functools.partial(datetime.isoformat, sep=" ", timespec="microseconds")
 
 
-def _fast(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
-    """SQLite stores a naive datetime as 'YYYY-MM-DD HH:MM:SS.ffffff', which the C-level
-    isoformat writes several times faster than the dialect's Python formatter; used only when
-    both give the same text (checked here), and only for naive datetimes."""
-    if convert is None:
-        return None
+def _needed(convert: Callable[[Any], Any] | None, dialect: str) -> Callable[[Any], Any] | None:
+    """The bind conversion still to run in Python (None when the driver does it)."""
+    if convert is None or dialect != "sqlite":
+        return convert
     try:
-        same = convert(_PROBE) == _PROBE.isoformat(" ", "microseconds")
+        same = convert(_PROBE) == _SQLITE_DATETIME(_PROBE)
     except (TypeError, ValueError, AttributeError):
         same = False
     if not same:
         return convert
-
-    def iso_or_dialect(value: Any) -> Any:
-        if type(value) is datetime and value.tzinfo is None:
-            return value.isoformat(" ", "microseconds")
-        return convert(value)
-
-    return iso_or_dialect
+    sqlite3.register_adapter(datetime, _SQLITE_DATETIME)
+    return None
 
 
 def bulk_insert(session: Session, table: Table, columns: Sequence[str],
@@ -95,7 +90,8 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str],
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
            f"VALUES ({', '.join([marker] * len(columns))})")
     for batch in chunks(values, 5000):
-        session.connection().exec_driver_sql(sql, list(batch))
+        session.connection().exec_driver_sql(sql, batch if isinstance(batch, list) else
+                                             list(batch))
 
 
 def bulk_update(session: Session, table: Table, columns: Sequence[str],
@@ -118,9 +114,42 @@ def bulk_update(session: Session, table: Table, columns: Sequence[str],
     sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = {marker}' for c in columns)}"
            f" WHERE {quote('id')} = {marker}")
     for batch in chunks(values, 5000):
-        session.connection().exec_driver_sql(sql, list(batch))
+        session.connection().exec_driver_sql(sql, batch if isinstance(batch, list) else
+                                             list(batch))
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def fetch_rows(session: Session, query: Select[Any]) -> Iterator[tuple[Any, ...]]:
+    """The query's rows as plain tuples, read through the driver: SQLAlchemy's per-row result
+    processing costs more than the read when a file touches tens of thousands of hosts.
+    SQLite's datetime text is parsed back by the C-level fromisoformat."""
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    cursor = connection.exec_driver_sql(str(compiled), _positional(compiled, dialect.paramstyle))
+    if dialect.name != "sqlite":
+        yield from cursor
+        return
+    times = [i for i, column in enumerate(query.selected_columns)
+             if isinstance(column.type, DateTime)]
+    parse = datetime.fromisoformat
+    for row in cursor:
+        if not times:
+            yield row
+            continue
+        values = list(row)
+        for i in times:
+            if values[i] is not None:
+                values[i] = parse(values[i])
+        yield tuple(values)
+
+
+def _positional(compiled: Any, paramstyle: str) -> tuple[Any, ...] | dict[str, Any]:
+    params = compiled.construct_params()
+    if paramstyle in ("qmark", "format", "numeric"):
+        return tuple(params[name] for name in compiled.positiontup)
+    return dict(params)

@@ -62,7 +62,10 @@ def wait_until(predicate: object, proc: subprocess.Popen[bytes], limit: float = 
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_every_recipient_exactly_once(db_url: str, tmp_path: Path) -> None:
+def test_kill_9_mid_run_every_recipient_exactly_once(db_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # the sender's handover journal lives here, as it would under ~/.local/state
+    monkeypatch.setenv("EXHUNT_STATE_DIR", str(tmp_path / "state"))
     # 2,000 keeps the suite quick on a shared 2-core machine; EXHUNT_CRASH_COUNT=10000 runs the
     # issue's full size (passed on SQLite, see the report)
     count = int(os.environ.get("EXHUNT_CRASH_COUNT", "2000"))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from exhunt.cases.attribution import AsnSource, AsnTable, MaxMindAsn
 from exhunt.cases.contacts import import_contacts
+from exhunt.cases.handover import HandoverJournal, default_journal
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.notify import (
     Portal,
@@ -287,6 +288,9 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             help="Victim portal URL (exhunt serve): each notice carries it with a token that "
             "opens only that organisation's case")] = None,
         plan_only: Annotated[bool, typer.Option(help="Queue only")] = False,
+        journal: Annotated[Path | None, typer.Option(
+            help="This machine's outbox handover journal (default: one per database under "
+            "$EXHUNT_STATE_DIR or ~/.local/state/exhunt)")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
         """One notice per organisation with its hosts and guidance, each sent exactly once."""
@@ -303,12 +307,16 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
                   "usable contact")
             if plan_only:
                 return
+            handover = HandoverJournal(journal or default_journal(store.url))
             with Progress(console=Console(stderr=True),
                           disable=quiet or not sys.stderr.isatty()) as bar:
                 task = bar.add_task("sending", total=None)
-                result = Sender(store, SmtpTarget.parse(smtp), sender, rate=rate,
-                                retry_base=parse_duration(retry_base),
-                                on_sent=lambda: bar.advance(task)).run()
+                try:
+                    result = Sender(store, SmtpTarget.parse(smtp), sender, rate=rate,
+                                    retry_base=parse_duration(retry_base),
+                                    on_sent=lambda: bar.advance(task), journal=handover).run()
+                finally:
+                    handover.close()
         except ExhuntError as exc:
             _fail(exc)
             return

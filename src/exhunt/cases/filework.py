@@ -62,7 +62,7 @@ class HostRow:
 
 
 HOST_COLUMNS: tuple[str, ...] = tuple(c.key for c in core(Host).columns)
-assert HOST_COLUMNS == HostRow.__slots__, "HostRow must mirror the hosts table, in its order"
+assert HostRow.__slots__ == HOST_COLUMNS, "HostRow must mirror the hosts table, in its order"
 _host_values = attrgetter(*HOST_COLUMNS)
 _NEW_HOST_COLUMNS = tuple(c for c in HOST_COLUMNS if c != "id")
 _new_host_values = attrgetter(*_NEW_HOST_COLUMNS)

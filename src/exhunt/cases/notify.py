@@ -2,18 +2,20 @@
 before anything is sent; then the outbox is sent over SMTP, each message exactly once.
 
 Exactly once, and the window that remains (why the order below):
-  pending --(commit 'sending')--> end-of-data written to the socket --(reply 250)--> 'sent'
-The SMTP server takes the message when it reads the end-of-data marker. We commit 'sending'
-after the server said 354 and the body is ready, *before* writing body and marker in one
-write. A kill at any point before that commit leaves the row 'pending': the server saw no
-end-of-data, dropped the transaction, and the rerun sends it (once). A kill after the write
-leaves 'sending': the bytes are in the kernel, which still delivers them after the process
-dies, so the rerun counts the row as sent (marked unconfirmed) and never sends it again.
-Residual risk, stated honestly: a kill in the microseconds between the 'sending' commit and
-the write() loses that one message (the rerun believes it went), and a server that refuses
-the message at end-of-data while we are being killed is recorded as sent. No protocol
-without the receiver's help closes this fully; we chose the side that never duplicates and
-keeps the gap to a few microseconds per message.
+  pending --(body written, commit 'sending')--> end-of-data marker written, token journalled
+          --(reply 250)--> 'sent'
+The SMTP server takes the message when it reads the end-of-data marker. Everything but that
+marker is written first; then the claim ('sending', with who and when) is committed; then the
+marker is written and, in the next system call, the claim's token is appended to the sender's
+local handover journal (cases/handover.py). A kill before the marker leaves the row 'pending',
+or 'sending' with no token in the journal: the server dropped the unfinished transaction and
+the rerun sends the notice (once). A kill after the token leaves 'sending' with the token: the
+rerun counts it as sent (unconfirmed) and never sends it again. Residual risk, stated
+honestly: a kill in the microseconds between the marker's write and the token's write sends
+that one notice twice; a power loss can lose journal lines and do the same; a server that
+refuses the message at end-of-data while we are being killed is recorded as sent. Without a
+journal (library use), a 'sending' row counts as sent, as before, and the gap is the claim's
+commit instead.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from exhunt.cases.handover import HandoverJournal, claim_token
 from exhunt.cases.tracking import RESOLVED_STATES
 from exhunt.errors import UsageError
 from exhunt.store.db import Store
@@ -379,13 +382,16 @@ class SmtpTarget:
         return cls(host.strip("[]"), int(port))
 
 
+END_OF_DATA = b".\r\n"  # after the CRLF that ends the last line (RFC 5321 4.1.1.4)
+
+
 def smtp_payload(body: bytes) -> bytes:
     """CRLF line ends, leading dots doubled (RFC 5321 4.5.2), then the end-of-data marker."""
     data = re.sub(rb"\r\n|\n|\r", b"\r\n", body)
     data = re.sub(rb"(?m)^\.", b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return data + b".\r\n"
+    return data + END_OF_DATA
 
 
 class TemporaryFailure(Exception):
@@ -400,28 +406,63 @@ class PermanentFailure(Exception):
     pass
 
 
-def recover(store: Store) -> int:
-    """Rows left 'sending' by a killed run: their end-of-data was already written, so they
-    count as sent (unconfirmed) and are never sent again. See the module docstring."""
+STALE_CLAIM = timedelta(hours=1)  # no live sender holds one notice this long
+
+
+def recover(store: Store, journal: HandoverJournal | None = None) -> int:
+    """Settle rows left 'sending' by a stopped run: with this sender's journal, a claim whose
+    token is journalled went out (counted sent, unconfirmed) and one whose token is not never
+    did (sent again); a claim by no journal, or by another sender long ago, counts as sent.
+    A claim by another live sender is left alone. See the module docstring."""
     now = utcnow()
+    handed = journal.handed_over() if journal is not None and journal.alone else set()
+    settled = 0
     with store.transaction() as session:
-        stuck = list(session.scalars(select(Message).where(
-            Message.status == MessageStatus.SENDING)))
-        for message in stuck:
+        for message in session.scalars(select(Message).where(
+                Message.status == MessageStatus.SENDING)):
+            verdict = _claim_verdict(message, journal, handed, now)
+            if verdict is None:
+                continue
+            settled += 1
+            if verdict == MessageStatus.PENDING:
+                message.status = MessageStatus.PENDING
+                session.add(Event(case_id=message.case_id, kind="notice-resumed", at=now,
+                                  detail=f"{message.message_id}: the run stopped before its "
+                                  "end of data went out; sending it again"))
+                continue
             message.status = MessageStatus.SENT
             message.sent_at = now
             message.error = "unconfirmed: the run stopped before the server's reply was recorded"
             session.add(Event(case_id=message.case_id, kind="notice-unconfirmed", at=now,
                               detail=f"{message.message_id} counted as sent after a restart"))
-    return len(stuck)
+    if journal is not None and journal.alone:
+        journal.forget_all()
+        journal.share()
+    return settled
+
+
+def _claim_verdict(message: Message, journal: HandoverJournal | None, handed: set[str],
+                   now: datetime) -> MessageStatus | None:
+    """Sent, pending again, or None (another live sender's claim: not ours to settle)."""
+    if journal is not None and message.claimed_by == journal.identity:
+        if not journal.alone:
+            return None  # a sender sharing this journal may be mid-notice
+        token = claim_token(message.id, message.claimed_at) if message.claimed_at else ""
+        return MessageStatus.SENT if token in handed else MessageStatus.PENDING
+    if (message.claimed_by is None or message.claimed_at is None
+            or message.claimed_at < now - STALE_CLAIM):
+        return MessageStatus.SENT
+    return None
 
 
 class Sender:
     def __init__(self, store: Store, target: SmtpTarget, sender: str, *,
                  rate: float | None = None, max_attempts: int = 5,
                  retry_base: timedelta = timedelta(seconds=60),
-                 on_sent: Callable[[], None] | None = None) -> None:
+                 on_sent: Callable[[], None] | None = None,
+                 journal: HandoverJournal | None = None) -> None:
         self.store = store
+        self.journal = journal
         self.target = target
         self.sender = sender
         self.min_gap = 1.0 / rate if rate else 0.0
@@ -436,7 +477,7 @@ class Sender:
         self._confirmed: list[int] = []
 
     def run(self) -> SendResult:
-        result = SendResult(recovered=recover(self.store))
+        result = SendResult(recovered=recover(self.store, self.journal))
         try:
             for message_pk in self._due():
                 self._pace()
@@ -516,12 +557,14 @@ class Sender:
             if code != 354:
                 self._check(code, reply, "DATA")
             payload = smtp_payload(body)
-            if not self._claim(message_pk):  # the commit that makes it 'handed over'
+            smtp.send(payload[:-len(END_OF_DATA)])  # all but the marker the server acts on
+            token = self._claim(message_pk)
+            if token is None:
                 # a concurrent run claimed it: drop this transaction without end-of-data
                 # (QUIT now would be read as message text), so the server discards it
                 self._abandon_connection()
                 raise TakenElsewhere(message_pk)
-            smtp.send(payload)
+            self._hand_over(smtp, token)
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             if self._status(message_pk) == MessageStatus.SENDING:
@@ -564,13 +607,30 @@ class Sender:
                               detail=f"{message.message_id} to {message.recipient}"))
         self._confirmed.clear()
 
-    def _claim(self, message_pk: int) -> bool:
+    def _claim(self, message_pk: int) -> str | None:
+        """Commit 'sending' (who, when); the claim's token, or None if another run has it."""
+        now = utcnow()
         with self.store.transaction() as session:
             self._record_confirmed(session)
             claimed = session.execute(update(Message).where(
                 Message.id == message_pk, Message.status == MessageStatus.PENDING)
-                .values(status=MessageStatus.SENDING))
-            return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+                .values(status=MessageStatus.SENDING, claimed_at=now,
+                        claimed_by=self.journal.identity if self.journal else None))
+            taken = bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+        return claim_token(message_pk, now) if taken else None
+
+    def _hand_over(self, smtp: smtplib.SMTP, token: str) -> None:
+        """The end-of-data marker, then at once the claim's token in the journal: nothing
+        but these two system calls stands between them (see the module docstring)."""
+        sock = smtp.sock
+        if sock is None:
+            raise smtplib.SMTPServerDisconnected("connection closed before end of data")
+        if self.journal is None:
+            sock.sendall(END_OF_DATA)
+            return
+        entry = self.journal.entry(token)
+        sock.sendall(END_OF_DATA)
+        self.journal.write(entry)
 
     def _abandon_connection(self) -> None:
         if self._smtp is not None:

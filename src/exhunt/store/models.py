@@ -188,6 +188,10 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # the sender (host:journal) that claimed it and when: the claim's token in that sender's
+    # handover journal says whether its end-of-data marker went out (cases/handover.py)
+    claimed_by: Mapped[str | None] = mapped_column(String(300))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Event(Base):

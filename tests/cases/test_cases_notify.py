@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mailbox
 import sys
 from datetime import timedelta
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ from exhunt.cases.notify import (
     plan_round,
     process_bounces,
 )
+from exhunt.errors import UsageError
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Message, utcnow
 
@@ -122,18 +124,8 @@ def test_feed_text_is_escaped_and_cannot_break_headers(db_url: str, tmp_path: Pa
     assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
 
 
-def test_bounce_flags_the_case_and_the_next_contact_is_tried(db_url: str, tmp_path: Path) -> None:
-    store = loaded(db_url)
-    with RunningSink() as sink:
-        notify(store, sink)
-        with store.session() as s:
-            bounced_id = s.scalar(sa.select(Message.message_id)
-                                  .where(Message.recipient == "branch@cu-one.example"))
-        assert bounced_id
-        folder = tmp_path / "bounces"
-        folder.mkdir()
-        (folder / "dsn1.eml").write_text(
-            "From: MAILER-DAEMON@mx.example\r\nTo: cert@coord.example\r\n"
+def _dsn(bounced_id: str) -> str:
+    return ("From: MAILER-DAEMON@mx.example\r\nTo: cert@coord.example\r\n"
             "Subject: Undelivered Mail Returned to Sender\r\n"
             'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
             "--b\r\nContent-Type: text/plain\r\n\r\nmailbox unknown\r\n"
@@ -142,15 +134,55 @@ def test_bounce_flags_the_case_and_the_next_contact_is_tried(db_url: str, tmp_pa
             "Status: 5.1.1\r\n\r\n"
             "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
             f"Message-ID: {bounced_id}\r\nTo: branch@cu-one.example\r\n--b--\r\n")
-        (folder / "spam.eml").write_text("Subject: hello\r\n\r\nnot a bounce of ours\r\n")
-        result = process_bounces(store, folder)
+
+
+SPAM = "From: someone@example.org\r\nSubject: hello\r\n\r\nnot a bounce of ours\r\n"
+
+
+def _reports_in(form: str, where: Path, reports: list[str]) -> Path:
+    """The delivery reports as a folder of files, a Maildir or an mbox file."""
+    if form == "folder":
+        where.mkdir()
+        for n, text in enumerate(reports):
+            (where / f"dsn{n}.eml").write_text(text)
+        return where
+    box: mailbox.Mailbox[mailbox.Message] = (
+        mailbox.Maildir(where, create=True) if form == "maildir" else mailbox.mbox(where))
+    for text in reports:
+        box.add(text)
+    box.close()
+    return where
+
+
+@pytest.mark.parametrize("form", ["folder", "maildir", "mbox"])
+def test_bounce_flags_the_case_and_the_next_contact_is_tried(db_url: str, tmp_path: Path,
+                                                             form: str) -> None:
+    store = loaded(db_url)
+    with RunningSink() as sink:
+        notify(store, sink)
+        with store.session() as s:
+            bounced_id = s.scalar(sa.select(Message.message_id)
+                                  .where(Message.recipient == "branch@cu-one.example"))
+        assert bounced_id
+        reports = _reports_in(form, tmp_path / "bounces", [_dsn(bounced_id), SPAM])
+        result = process_bounces(store, reports)
         assert (result.files, result.matched, result.unmatched) == (2, 1, 1)
-        assert process_bounces(store, folder).matched == 0  # reading it again changes nothing
+        assert process_bounces(store, reports).matched == 0  # reading it again changes nothing
         assert notify(store, sink) == (1, 1)
         assert sink.sink.received[-1].rcpt_tos == ["backup@cu-one.example"]
     with store.session() as s:
         case = s.scalar(sa.select(Case).join(Message).where(Message.message_id == bounced_id))
         assert case is not None and case.flagged and "bounced" in (case.flag_reason or "")
+
+
+def test_bounces_from_something_that_is_no_mailbox_are_refused(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(UsageError, match="no such bounces folder"):
+        process_bounces(store, tmp_path / "missing")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 10)
+    result = process_bounces(store, junk)  # read as an mbox holding nothing of ours
+    assert result.matched == 0
 
 
 def test_renotify_only_after_interval_or_new_evidence(db_url: str, tmp_path: Path) -> None:

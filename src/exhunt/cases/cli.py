@@ -282,7 +282,8 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         renotify_after: Annotated[str | None, typer.Option(help="e.g. 7d")] = None,
         rate: Annotated[float | None, typer.Option(help="Messages per second at most")] = None,
         retry_base: Annotated[str, typer.Option(help="First retry delay, doubling")] = "60s",
-        bounces: Annotated[Path | None, typer.Option(help="Folder of delivery reports")] = None,
+        bounces: Annotated[Path | None, typer.Option(
+            help="Delivery reports: a folder of message files, a Maildir or an mbox")] = None,
         verify: Annotated[str | None, typer.Option(help="Sender verification line")] = None,
         portal: Annotated[str | None, typer.Option(
             help="Victim portal URL (exhunt serve): each notice carries it with a token that "

@@ -25,6 +25,7 @@ import csv
 import email.policy
 import io
 import json
+import mailbox
 import re
 import smtplib
 import socket
@@ -699,28 +700,50 @@ def _referenced_ids(raw: bytes) -> set[str]:
     return found
 
 
-def process_bounces(store: Store, folder: Path) -> BounceResult:
-    """Read delivery status notifications (one message per file) from `folder`: the matching
-    notice is marked bounced, its contact is not used again, the case is flagged, and the
-    next planning round sends to the organisation's next contact."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: bounces folder does not exist")
+MAX_REPORT_BYTES = 10 << 20  # a delivery report quotes headers, not whole mailboxes
+
+
+def process_bounces(store: Store, source: Path) -> BounceResult:
+    """Read delivery status notifications from a folder (one message per file), a Maildir or
+    an mbox file: the matching notice is marked bounced, its contact is not used again, the
+    case is flagged, and the next planning round sends to the organisation's next contact."""
     files = matched = unmatched = 0
     now = utcnow()
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.is_symlink():
-            continue
+    for name, raw in _reports(source):
         files += 1
-        raw = path.read_bytes()[: 10 << 20]
-        ids = _referenced_ids(raw)
+        ids = _referenced_ids(raw[:MAX_REPORT_BYTES])
         with store.transaction() as session:
             hits = list(session.scalars(select(Message).where(Message.message_id.in_(ids))))
             if not hits:
                 unmatched += 1
                 continue
             for message in hits:
-                matched += _bounce(session, message, path.name, now)
+                matched += _bounce(session, message, name, now)
     return BounceResult(files, matched, unmatched)
+
+
+def _reports(source: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each delivery report in a folder of files, a Maildir or an mbox."""
+    if source.is_symlink() or not source.exists():
+        raise UsageError(f"{source}: no such bounces folder or mailbox")
+    if source.is_file():
+        try:
+            box = mailbox.mbox(source, create=False)
+            keys = list(box.keys())
+        except (OSError, mailbox.Error) as exc:
+            raise UsageError(f"{source}: not a readable mbox: {exc}") from exc
+        for key in keys:
+            yield f"{source.name}#{key}", box.get_bytes(key)[:MAX_REPORT_BYTES]
+        return
+    if (source / "cur").is_dir() and (source / "new").is_dir():
+        maildir = mailbox.Maildir(source, factory=None, create=False)
+        for key in sorted(maildir.keys()):
+            yield f"{source.name}/{key}", maildir.get_bytes(key)[:MAX_REPORT_BYTES]
+        return
+    for path in sorted(source.iterdir()):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                yield path.name, handle.read(MAX_REPORT_BYTES)
 
 
 def _bounce(session: Session, message: Message, source: str, now: datetime) -> int:

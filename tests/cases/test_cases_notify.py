@@ -181,8 +181,8 @@ def test_bounces_from_something_that_is_no_mailbox_are_refused(tmp_path: Path) -
         process_bounces(store, tmp_path / "missing")
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 10)
-    result = process_bounces(store, junk)  # read as an mbox holding nothing of ours
-    assert result.matched == 0
+    result = process_bounces(store, junk)  # read as an mbox: binary junk holds no message
+    assert (result.files, result.matched, result.unmatched) == (0, 0, 0)
 
 
 def test_renotify_only_after_interval_or_new_evidence(db_url: str, tmp_path: Path) -> None:

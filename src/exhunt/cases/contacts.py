@@ -18,9 +18,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.feeds import MAX_RAW_CHARS, clean_text
-from exhunt.cases.owners import Attributor, ensure_case
-from exhunt.cases.tracking import refresh_case_status
+from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.errors import InputError
+from exhunt.store.bulk import bulk_insert, core
 from exhunt.store.db import Store
 from exhunt.store.models import Contact, Event, Host, Network, Organisation, Reject, utcnow
 
@@ -165,7 +165,7 @@ def reattribute(session: Session) -> int:
                 if org_id is not None:
                     touched.add(org_id)
     session.flush()
-    for org_id in touched:
-        case = ensure_case(session, attributor.organisation(org_id))
-        refresh_case_status(session, case, now)
+    cases = CaseBook(session, attributor, now)
+    cases.ensure(touched)
+    bulk_insert(session, core(Event), EVENT_COLUMNS, cases.judge(touched))
     return changed

@@ -11,24 +11,33 @@ replayed from its runs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from exhunt.cases.owners import Attributor, case_reference
+from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.cases.shadowcsv import SightingColumns
 from exhunt.cases.tracking import (
-    RESOLVED_STATES,
     SCAN_STATES,
     apply,
     last_scan_state,
     replay,
 )
 from exhunt.store.bulk import bulk_insert, bulk_update, chunks, core, fetch_rows
-from exhunt.store.models import RANK, Case, Event, Host, HostState, IngestedFile, Observation
+from exhunt.store.models import (
+    RANK,
+    Event,
+    Host,
+    HostState,
+    IngestedFile,
+    Observation,
+    run_end,
+)
 
 
 @dataclass(slots=True)
@@ -93,7 +102,7 @@ class Run:
                 and self.source == cols.source[i] and self.build == cols.build[i])
 
     def covers(self, cols: SightingColumns, i: int, host_last_seen: datetime | None) -> bool:
-        end = self.last_seen_at or host_last_seen or self.seen_at
+        end = run_end(self.seen_at, self.last_seen_at, host_last_seen)
         return self.seen_at <= cols.seen_at[i] <= end and self.says(cols, i)
 
 
@@ -119,6 +128,7 @@ class FileWork:
         self.open: dict[str, Run] = {}
         self.all_runs: dict[str, list[Run]] = {}  # fetched only for hosts with late sightings
         self.late: set[str] = set()
+        self.held = 0  # hosts in the store before this file
 
     def run(self, cols: SightingColumns) -> int:
         if not len(cols):
@@ -153,14 +163,9 @@ class FileWork:
         table = core(Host)
         hosts: dict[str, HostRow] = {}
         stored: dict[str, tuple[object, ...]] = {}
-        held = self.session.scalar(select(func.count()).select_from(table)) or 0
-        if held:
-            if len(by_host) * 4 >= held:  # most of the store: one pass beats many IN lists
-                queries = [select(table)]
-            else:
-                queries = [select(table).where(table.c.ip.in_(part))
-                           for part in chunks(sorted(by_host))]
-            for query in queries:
+        self.held = self.session.scalar(select(func.count()).select_from(table)) or 0
+        if self.held:
+            for query in self._in_parts(select(table), table.c.ip, sorted(by_host)):
                 for values in fetch_rows(self.session, query):
                     if values[1] in by_host:
                         host = HostRow(*values)
@@ -176,6 +181,14 @@ class FileWork:
                 hosts[ip] = host
         return hosts, stored
 
+    def _in_parts(self, query: Select[Any], column: ColumnElement[Any],
+                  keys: Sequence[object]) -> list[Select[Any]]:
+        """One pass over the table when the keys are most of the store (it beats many IN
+        lists), else one query per chunk of keys."""
+        if len(keys) * 4 >= self.held:
+            return [query]
+        return [query.where(column.in_(part)) for part in chunks(keys)]
+
     def _load_open_runs(self, stored: list[HostRow]) -> None:
         if not stored:
             return
@@ -184,9 +197,7 @@ class FileWork:
         query = select(table.c.id, table.c.host_id, table.c.source, table.c.state,
                        table.c.evidence, table.c.build, table.c.port, table.c.seen_at
                        ).where(table.c.last_seen_at.is_(None))
-        parts = [query] if len(stored) * 4 >= len(self.cols) else [
-            query.where(table.c.host_id.in_(part)) for part in chunks(sorted(by_id))]
-        for part in parts:
+        for part in self._in_parts(query, table.c.host_id, sorted(by_id)):
             for run_id, host_id, source, state, evidence, build, port, seen_at in fetch_rows(
                     self.session, part):
                 host = by_id.get(host_id)
@@ -350,8 +361,7 @@ class FileWork:
             events.append((case_ids[org_id], None, "hosts-added", self.now,
                            _gained_text(states)))
         events.extend(cases.judge(touched))
-        bulk_insert(self.session, core(Event), ["case_id", "host_id", "kind", "at", "detail"],
-                    events)
+        bulk_insert(self.session, core(Event), EVENT_COLUMNS, events)
 
 
 def _gained_text(states: Counter[str]) -> str:
@@ -360,68 +370,3 @@ def _gained_text(states: Counter[str]) -> str:
     ranked = sorted(states.items(), key=lambda item: (-RANK[HostState(item[0])], item[0]))
     parts = ", ".join(f"{n} {state}" for state, n in ranked)
     return f"{total} host{'s' if total != 1 else ''} first seen: {parts}"
-
-
-class CaseBook:
-    """Cases of many organisations at once: opened where missing, open or resolved by the
-    states of their hosts."""
-
-    def __init__(self, session: Session, attributor: Attributor, now: datetime) -> None:
-        self.session = session
-        self.attributor = attributor
-        self.now = now
-        self.cases: dict[int, tuple[int, str, str]] = {}  # org -> (case id, status, reference)
-
-    def ensure(self, org_ids: set[int]) -> dict[int, int]:
-        table = core(Case)
-        wanted = sorted(org_ids)
-        for part in chunks(wanted):
-            for row in self.session.execute(
-                    select(table.c.id, table.c.organisation_id, table.c.status,
-                           table.c.reference).where(table.c.organisation_id.in_(part))):
-                self.cases[row.organisation_id] = (row.id, row.status, row.reference)
-        missing = [o for o in wanted if o not in self.cases]
-        if missing:
-            self._open(missing)
-        return {o: self.cases[o][0] for o in wanted}
-
-    def _open(self, org_ids: list[int]) -> None:
-        table = core(Case)
-        names = {o: self.attributor.organisation(o).name for o in org_ids}
-        bulk_insert(self.session, table, ["reference", "organisation_id", "status", "flagged",
-                                          "opened_at"],
-                    [(case_reference(names[o]), o, "open", False, self.now) for o in org_ids])
-        events: list[tuple[object, ...]] = []
-        for part in chunks(org_ids):
-            for row in self.session.execute(
-                    select(table.c.id, table.c.organisation_id, table.c.reference)
-                    .where(table.c.organisation_id.in_(part))):
-                self.cases[row.organisation_id] = (row.id, "open", row.reference)
-                events.append((row.id, "case-opened", self.now,
-                               f"case {row.reference} opened for {names[row.organisation_id]}"))
-        bulk_insert(self.session, core(Event), ["case_id", "kind", "at", "detail"], events)
-
-    def judge(self, org_ids: set[int]) -> list[tuple[object, ...]]:
-        """A case is resolved when every host it holds is patched or clean; the events of
-        the cases whose status moved."""
-        states: dict[int, list[str | None]] = {}
-        for part in chunks(sorted(org_ids)):
-            for org_id, state in self.session.execute(
-                    select(Host.organisation_id, Host.state)
-                    .where(Host.organisation_id.in_(part))):
-                if org_id is not None:
-                    states.setdefault(org_id, []).append(state)
-        moved: list[tuple[object, ...]] = []
-        events: list[tuple[object, ...]] = []
-        for org_id in sorted(org_ids):
-            held = states.get(org_id, [])
-            resolved = bool(held) and all(s in RESOLVED_STATES for s in held)
-            status = "resolved" if resolved else "open"
-            case_id, was, reference = self.cases[org_id]
-            if status == was:
-                continue
-            moved.append((status, self.now if resolved else None, case_id))
-            events.append((case_id, None, "case-" + status, self.now,
-                           f"case {reference} {status}"))
-        bulk_update(self.session, core(Case), ["status", "resolved_at"], moved)
-        return events

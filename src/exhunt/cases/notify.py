@@ -63,6 +63,7 @@ from exhunt.store.models import (
     MessageStatus,
     Observation,
     Organisation,
+    run_end,
     utcnow,
 )
 
@@ -337,7 +338,7 @@ def _evidence(session: Session, host_ids: list[int]) -> dict[int, list[str]]:
             .order_by(Observation.host_id, Observation.seen_at.desc(), Observation.id.desc()))
         for host_id, seen_at, last_seen_at, host_last_seen, text in rows:
             if len(found[host_id]) < EVIDENCE_PER_HOST:
-                end = last_seen_at or host_last_seen or seen_at
+                end = run_end(seen_at, last_seen_at, host_last_seen)
                 found[host_id].append(f"{seen_span(seen_at, end)}: {text}")
     return found
 
@@ -626,12 +627,11 @@ class Sender:
         sock = smtp.sock
         if sock is None:
             raise smtplib.SMTPServerDisconnected("connection closed before end of data")
-        if self.journal is None:
-            sock.sendall(END_OF_DATA)
-            return
-        entry = self.journal.entry(token)
+        journal = self.journal
+        entry = journal.entry(token) if journal is not None else b""
         sock.sendall(END_OF_DATA)
-        self.journal.write(entry)
+        if journal is not None:
+            journal.write(entry)
 
     def _abandon_connection(self) -> None:
         if self._smtp is not None:

@@ -1,9 +1,11 @@
 """Who owns a host and which case holds it: the offline attribution of one host (contacts
-list, AS table, country, sector) and the one case per organisation."""
+list, AS table, country, sector) and the one case per organisation, opened and judged for many
+organisations at once."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +17,9 @@ from exhunt.cases.attribution import (
     choose_sector,
     country_of,
 )
-from exhunt.store.models import Case, Event, Network, Organisation, utcnow
+from exhunt.cases.tracking import RESOLVED_STATES
+from exhunt.store.bulk import bulk_insert, bulk_update, chunks, core
+from exhunt.store.models import Case, Event, Host, Network, Organisation
 
 
 def case_reference(organisation_name: str) -> str:
@@ -29,18 +33,6 @@ def load_network_index(session: Session) -> NetworkIndex:
     for cidr, org_id in session.execute(select(Network.cidr, Network.organisation_id)):
         index.add(cidr, org_id)
     return index
-
-
-def ensure_case(session: Session, organisation: Organisation) -> Case:
-    case = session.scalar(select(Case).where(Case.organisation_id == organisation.id))
-    if case is None:
-        case = Case(organisation_id=organisation.id, reference=case_reference(organisation.name),
-                    status="open", opened_at=utcnow())
-        session.add(case)
-        session.flush()
-        session.add(Event(case_id=case.id, kind="case-opened",
-                          detail=f"case {case.reference} opened for {organisation.name}"))
-    return case
 
 
 class Attributor:
@@ -75,3 +67,71 @@ class Attributor:
         org_sector = self.organisation(new_org).sector if new_org else None
         host.sector, host.sector_source = choose_sector(org_sector, host.naics, feed_sector)
         return changed
+
+
+EVENT_COLUMNS = ("case_id", "host_id", "kind", "at", "detail")
+
+
+class CaseBook:
+    """Cases of many organisations at once: opened where missing, open or resolved by the
+    states of their hosts."""
+
+    def __init__(self, session: Session, attributor: Attributor, now: datetime) -> None:
+        self.session = session
+        self.attributor = attributor
+        self.now = now
+        self.cases: dict[int, tuple[int, str, str]] = {}  # org -> (case id, status, reference)
+
+    def ensure(self, org_ids: set[int]) -> dict[int, int]:
+        table = core(Case)
+        wanted = sorted(org_ids)
+        for part in chunks(wanted):
+            for row in self.session.execute(
+                    select(table.c.id, table.c.organisation_id, table.c.status,
+                           table.c.reference).where(table.c.organisation_id.in_(part))):
+                self.cases[row.organisation_id] = (row.id, row.status, row.reference)
+        missing = [o for o in wanted if o not in self.cases]
+        if missing:
+            self._open(missing)
+        return {o: self.cases[o][0] for o in wanted}
+
+    def _open(self, org_ids: list[int]) -> None:
+        table = core(Case)
+        names = {o: self.attributor.organisation(o).name for o in org_ids}
+        bulk_insert(self.session, table, ["reference", "organisation_id", "status", "flagged",
+                                          "opened_at"],
+                    [(case_reference(names[o]), o, "open", False, self.now) for o in org_ids])
+        events: list[tuple[object, ...]] = []
+        for part in chunks(org_ids):
+            for row in self.session.execute(
+                    select(table.c.id, table.c.organisation_id, table.c.reference)
+                    .where(table.c.organisation_id.in_(part))):
+                self.cases[row.organisation_id] = (row.id, "open", row.reference)
+                events.append((row.id, "case-opened", self.now,
+                               f"case {row.reference} opened for {names[row.organisation_id]}"))
+        bulk_insert(self.session, core(Event), ["case_id", "kind", "at", "detail"], events)
+
+    def judge(self, org_ids: set[int]) -> list[tuple[object, ...]]:
+        """A case is resolved when every host it holds is patched or clean; the events of
+        the cases whose status moved."""
+        states: dict[int, list[str | None]] = {}
+        for part in chunks(sorted(org_ids)):
+            for org_id, state in self.session.execute(
+                    select(Host.organisation_id, Host.state)
+                    .where(Host.organisation_id.in_(part))):
+                if org_id is not None:
+                    states.setdefault(org_id, []).append(state)
+        moved: list[tuple[object, ...]] = []
+        events: list[tuple[object, ...]] = []
+        for org_id in sorted(org_ids):
+            held = states.get(org_id, [])
+            resolved = bool(held) and all(s in RESOLVED_STATES for s in held)
+            status = "resolved" if resolved else "open"
+            case_id, was, reference = self.cases[org_id]
+            if status == was:
+                continue
+            moved.append((status, self.now if resolved else None, case_id))
+            events.append((case_id, None, "case-" + status, self.now,
+                           f"case {reference} {status}"))
+        bulk_update(self.session, core(Case), ["status", "resolved_at"], moved)
+        return events

@@ -15,7 +15,13 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exhunt.store.models import COMPROMISED, RANK, Case, Event, Host, HostState, Observation
+from exhunt.store.models import (
+    COMPROMISED,
+    RANK,
+    HostState,
+    Observation,
+    run_end,
+)
 
 RESOLVED_STATES = frozenset({HostState.CLEAN, HostState.PATCHED})
 SCAN_STATES = frozenset({HostState.VULNERABLE, HostState.PATCHED, HostState.EXPOSED})
@@ -86,8 +92,8 @@ def run_points(runs: Iterable[RunRow], host_last_seen: datetime | None
     for order, (state, seen_at, last_seen_at, source) in enumerate(runs):
         seen = HostState(state)
         points.append((seen_at, order, seen, source))
-        end = last_seen_at if last_seen_at is not None else host_last_seen
-        if end is not None and end > seen_at:
+        end = run_end(seen_at, last_seen_at, host_last_seen)
+        if end > seen_at:
             points.append((end, order, seen, source))
     points.sort(key=lambda p: (p[0], p[1]))
     return [(at, seen, source) for at, _, seen, source in points]
@@ -129,20 +135,6 @@ def last_scan_state(session: Session, host_id: int) -> HostState | None:
         .limit(1)
     )
     return HostState(state) if state else None
-
-
-def refresh_case_status(session: Session, case: Case, now: datetime) -> None:
-    states = session.scalars(
-        select(Host.state).where(Host.organisation_id == case.organisation_id)
-    ).all()
-    resolved = bool(states) and all(s in RESOLVED_STATES for s in states)
-    status = "resolved" if resolved else "open"
-    if status == case.status:
-        return
-    case.status = status
-    case.resolved_at = now if resolved else None
-    session.add(Event(case_id=case.id, kind="case-" + status, at=now,
-                      detail=f"case {case.reference} {status}"))
 
 
 def hosts_worst(states: Iterable[str | None]) -> HostState | None:

@@ -95,3 +95,29 @@ class Collection(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WalkedCollection(Collection):
+    """A collection listed by one walk of its tree, done on first use and kept."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self._artifacts: list[Artifact] | None = None
+        self._exchange_roots: list[str] = []
+
+    @abstractmethod
+    def _walk(self) -> tuple[list[Artifact], list[str]]:
+        """(every artifact, the Exchange install roots found)."""
+
+    def _listing(self) -> list[Artifact]:
+        if self._artifacts is None:
+            self._artifacts, self._exchange_roots = self._walk()
+        return self._artifacts
+
+    def artifacts(self) -> Iterator[Artifact]:
+        return iter(self._listing())
+
+    @property
+    def exchange_roots(self) -> list[str]:
+        self._listing()
+        return list(self._exchange_roots)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from exhunt.collect.base import Artifact, ArtifactReadError, Collection, printable_path
+from exhunt.collect.base import Artifact, ArtifactReadError, WalkedCollection, printable_path
 from exhunt.collect.locate import Entry, EntryType, walk
 
 # Opened without following a final symlink, and without blocking should a pipe have
@@ -22,14 +21,12 @@ _OPEN_FLAGS = (
 )
 
 
-class DirectoryCollection(Collection):
+class DirectoryCollection(WalkedCollection):
     """Walks a folder without following symbolic links; re-openable from `source`."""
 
     def __init__(self, source: str) -> None:
         super().__init__(source)
         self._root = os.path.abspath(source)
-        self._artifacts: list[Artifact] | None = None
-        self._exchange_roots: list[str] = []
         # Folders already found to be real folders (no link on the way): thousands of hourly
         # logs share a handful of folders, so each is checked once, not once per file.
         self._checked: dict[str, str] = {}
@@ -37,20 +34,8 @@ class DirectoryCollection(Collection):
     def __reduce__(self) -> tuple[object, ...]:
         return (DirectoryCollection, (self.source,))
 
-    def artifacts(self) -> Iterator[Artifact]:
-        return iter(self._listing())
-
-    @property
-    def exchange_roots(self) -> list[str]:
-        self._listing()
-        return list(self._exchange_roots)
-
-    def _listing(self) -> list[Artifact]:
-        if self._artifacts is None:
-            self._artifacts, self._exchange_roots = walk(
-                _DiskTree(self._root), self.problems, self.source, _context(self._root)
-            )
-        return self._artifacts
+    def _walk(self) -> tuple[list[Artifact], list[str]]:
+        return walk(_DiskTree(self._root), self.problems, self.source, _context(self._root))
 
     def local_path(self, artifact: Artifact) -> Path | None:
         try:

@@ -16,12 +16,11 @@ import stat
 import struct
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, BinaryIO
 
-from exhunt.collect.base import Artifact, ArtifactReadError, Collection
+from exhunt.collect.base import Artifact, ArtifactReadError, WalkedCollection
 from exhunt.collect.locate import Entry, EntryType, ProblemLog, walk
 from exhunt.errors import InputError
 
@@ -49,7 +48,7 @@ class _Budget:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class ZipCollection(Collection):
+class ZipCollection(WalkedCollection):
     """A zip of a live install root or of a triage copy; re-openable from `source`."""
 
     def __init__(self, source: str, limits: ZipLimits | None = None) -> None:
@@ -58,8 +57,6 @@ class ZipCollection(Collection):
         self._budget = _Budget()
         self._zip = _open_zip(source)
         self._pid = os.getpid()
-        self._artifacts: list[Artifact] | None = None
-        self._exchange_roots: list[str] = []
         self._members: dict[str, zipfile.ZipInfo] | None = None
         self._built: _ZipTree | None = None
         self._log = ProblemLog(self.problems)
@@ -77,23 +74,13 @@ class ZipCollection(Collection):
             self._pid = os.getpid()
         return self._zip
 
-    def artifacts(self) -> Iterator[Artifact]:
-        return iter(self._listing())
-
-    @property
-    def exchange_roots(self) -> list[str]:
-        self._listing()
-        return list(self._exchange_roots)
-
-    def _listing(self) -> list[Artifact]:
-        if self._artifacts is None:
-            tree = self._tree()
-            found, self._exchange_roots = walk(tree, self.problems, self.source)
-            with open(self.source, "rb") as raw:
-                end = raw.seek(0, os.SEEK_END)
-                self._artifacts = [a for a in found if self._header_ok(a, raw, end)]
-            self._log.finish(self.source)
-        return self._artifacts
+    def _walk(self) -> tuple[list[Artifact], list[str]]:
+        found, roots = walk(self._tree(), self.problems, self.source)
+        with open(self.source, "rb") as raw:
+            end = raw.seek(0, os.SEEK_END)
+            kept = [a for a in found if self._header_ok(a, raw, end)]
+        self._log.finish(self.source)
+        return kept, roots
 
     def _tree(self) -> _ZipTree:
         """The folder tree implied by the member names (built once; names its problems)."""

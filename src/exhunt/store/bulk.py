@@ -131,16 +131,13 @@ def fetch_rows(session: Session, query: Select[Any]) -> Iterator[tuple[Any, ...]
     dialect = connection.dialect
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     cursor = connection.exec_driver_sql(str(compiled), _positional(compiled, dialect.paramstyle))
-    if dialect.name != "sqlite":
+    times = [i for i, column in enumerate(query.selected_columns)
+             if isinstance(column.type, DateTime)] if dialect.name == "sqlite" else []
+    if not times:
         yield from cursor
         return
-    times = [i for i, column in enumerate(query.selected_columns)
-             if isinstance(column.type, DateTime)]
     parse = datetime.fromisoformat
     for row in cursor:
-        if not times:
-            yield row
-            continue
         values = list(row)
         for i in times:
             if values[i] is not None:

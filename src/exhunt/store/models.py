@@ -151,8 +151,14 @@ class Observation(Base):
     evidence: Mapped[str] = mapped_column(Text)  # bounded, feed text kept as data
 
     def ended(self, host_last_seen: datetime | None) -> datetime:
-        """When the run was last seen (an open run lasts until its host's last sighting)."""
-        return self.last_seen_at or host_last_seen or self.seen_at
+        return run_end(self.seen_at, self.last_seen_at, host_last_seen)
+
+
+def run_end(seen_at: datetime, last_seen_at: datetime | None,
+            host_last_seen: datetime | None) -> datetime:
+    """When an evidence run was last seen: an open run (no last_seen_at) lasts until its
+    host's last sighting."""
+    return last_seen_at or host_last_seen or seen_at
 
 
 class Case(Base):

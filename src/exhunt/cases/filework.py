@@ -11,13 +11,11 @@ replayed from its runs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
@@ -28,7 +26,7 @@ from exhunt.cases.tracking import (
     last_scan_state,
     replay,
 )
-from exhunt.store.bulk import bulk_insert, bulk_update, chunks, core, fetch_rows
+from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows, in_parts
 from exhunt.store.models import (
     RANK,
     Event,
@@ -75,8 +73,6 @@ assert HostRow.__slots__ == HOST_COLUMNS, "HostRow must mirror the hosts table, 
 _host_values = attrgetter(*HOST_COLUMNS)
 _NEW_HOST_COLUMNS = tuple(c for c in HOST_COLUMNS if c != "id")
 _new_host_values = attrgetter(*_NEW_HOST_COLUMNS)
-_STORED_HOST_COLUMNS = tuple(c for c in HOST_COLUMNS if c not in ("id", "ip"))
-_stored_host_values = attrgetter(*_STORED_HOST_COLUMNS, "id")
 RUN_COLUMNS = ("host_id", "file_id", "source", "seen_at", "last_seen_at", "state", "port",
                "build", "evidence")
 
@@ -128,7 +124,6 @@ class FileWork:
         self.open: dict[str, Run] = {}
         self.all_runs: dict[str, list[Run]] = {}  # fetched only for hosts with late sightings
         self.late: set[str] = set()
-        self.held = 0  # hosts in the store before this file
 
     def run(self, cols: SightingColumns) -> int:
         if not len(cols):
@@ -163,9 +158,8 @@ class FileWork:
         table = core(Host)
         hosts: dict[str, HostRow] = {}
         stored: dict[str, tuple[object, ...]] = {}
-        self.held = self.session.scalar(select(func.count()).select_from(table)) or 0
-        if self.held:
-            for query in self._in_parts(select(table), table.c.ip, sorted(by_host)):
+        if by_host:
+            for query in in_parts(self.session, select(table), table.c.ip, sorted(by_host)):
                 for values in fetch_rows(self.session, query):
                     if values[1] in by_host:
                         host = HostRow(*values)
@@ -181,14 +175,6 @@ class FileWork:
                 hosts[ip] = host
         return hosts, stored
 
-    def _in_parts(self, query: Select[Any], column: ColumnElement[Any],
-                  keys: Sequence[object]) -> list[Select[Any]]:
-        """One pass over the table when the keys are most of the store (it beats many IN
-        lists), else one query per chunk of keys."""
-        if len(keys) * 4 >= self.held:
-            return [query]
-        return [query.where(column.in_(part)) for part in chunks(keys)]
-
     def _load_open_runs(self, stored: list[HostRow]) -> None:
         if not stored:
             return
@@ -197,7 +183,7 @@ class FileWork:
         query = select(table.c.id, table.c.host_id, table.c.source, table.c.state,
                        table.c.evidence, table.c.build, table.c.port, table.c.seen_at
                        ).where(table.c.last_seen_at.is_(None))
-        for part in self._in_parts(query, table.c.host_id, sorted(by_id)):
+        for part in in_parts(self.session, query, table.c.host_id, sorted(by_id)):
             for run_id, host_id, source, state, evidence, build, port, seen_at in fetch_rows(
                     self.session, part):
                 host = by_id.get(host_id)
@@ -333,10 +319,18 @@ class FileWork:
 
     def _update_stored_hosts(self, hosts: dict[str, HostRow],
                              stored: dict[str, tuple[object, ...]]) -> None:
-        """One executemany UPDATE for the stored hosts whose values moved."""
-        changed = [hosts[ip] for ip, was in stored.items() if hosts[ip].values() != was]
-        bulk_update(self.session, core(Host), _STORED_HOST_COLUMNS,
-                    list(map(_stored_host_values, changed)))
+        """The stored hosts whose values moved, one executemany per set of moved columns:
+        a daily report mostly moves last_seen alone, and an UPDATE that sets only that column
+        leaves the hosts' indexes alone."""
+        by_columns: dict[tuple[int, ...], list[tuple[object, ...]]] = {}
+        for ip, was in stored.items():
+            now = hosts[ip].values()
+            moved = tuple(i for i, (a, b) in enumerate(zip(now, was, strict=True)) if a != b)
+            if moved:
+                by_columns.setdefault(moved, []).append(
+                    (*(now[i] for i in moved), hosts[ip].id))
+        for moved, rows in by_columns.items():
+            bulk_update(self.session, core(Host), [HOST_COLUMNS[i] for i in moved], rows)
 
     def _record(self, hosts: dict[str, HostRow], before: dict[str, str | None],
                 stored: dict[str, tuple[object, ...]]) -> None:

@@ -28,7 +28,7 @@ from exhunt.cases.filework import FileWork
 from exhunt.cases.owners import Attributor
 from exhunt.cases.shadowcsv import SightingColumns, read_shadowserver_columns
 from exhunt.errors import InputError
-from exhunt.store.bulk import core
+from exhunt.store.bulk import core, gc_paused
 from exhunt.store.db import Store
 from exhunt.store.lake import ObservationLake
 from exhunt.store.models import Host, IngestedFile, Reject, utcnow
@@ -65,7 +65,7 @@ class Ingestor:
             # the same report bytes tied to another address are a different piece of evidence
             hashed.update(b"\x00host-ip=" + host_ip.encode("utf-8", "replace"))
         digest = hashed.hexdigest()
-        with self.store.transaction() as session:
+        with gc_paused(), self.store.transaction() as session:
             if session.scalar(select(IngestedFile.id).where(IngestedFile.sha256 == digest)):
                 return FileResult(name, kind, "already ingested")
             ledger = IngestedFile(sha256=digest, name=clean_text(name), kind=kind)

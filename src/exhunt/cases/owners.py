@@ -18,7 +18,7 @@ from exhunt.cases.attribution import (
     country_of,
 )
 from exhunt.cases.tracking import RESOLVED_STATES
-from exhunt.store.bulk import bulk_insert, bulk_update, chunks, core
+from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows, in_parts
 from exhunt.store.models import Case, Event, Host, Network, Organisation
 
 
@@ -35,6 +35,9 @@ def load_network_index(session: Session) -> NetworkIndex:
     return index
 
 
+_ORGS = select(Organisation.id, Organisation.name, Organisation.sector)
+
+
 class Attributor:
     """Fills a host's owner, AS, country and sector from what is known offline."""
 
@@ -42,14 +45,15 @@ class Attributor:
         self.session = session
         self.index = load_network_index(session)
         self.asn_table = asn_table
-        self._orgs: dict[int, Organisation] = {
-            o.id: o for o in session.scalars(select(Organisation))}
+        # (name, sector) by id, read once as plain rows: a constituency has 10,000s of them
+        self._orgs: dict[int, tuple[str, str | None]] = {
+            org_id: (name, sector) for org_id, name, sector in fetch_rows(session, _ORGS)}
 
-    def organisation(self, org_id: int) -> Organisation:
+    def organisation(self, org_id: int) -> tuple[str, str | None]:
+        """(name, sector) of an organisation."""
         if org_id not in self._orgs:
-            org = self.session.get(Organisation, org_id)
-            assert org is not None
-            self._orgs[org_id] = org
+            row = self.session.execute(_ORGS.where(Organisation.id == org_id)).one()
+            self._orgs[org_id] = (row.name, row.sector)
         return self._orgs[org_id]
 
     def attribute(self, host: Attributed, feed_sector: str | None = None) -> bool:
@@ -64,7 +68,7 @@ class Attributor:
             if info is not None:
                 host.asn, host.as_name = info.asn, info.name
         host.country = country_of(host.ip) or host.country
-        org_sector = self.organisation(new_org).sector if new_org else None
+        org_sector = self.organisation(new_org)[1] if new_org else None
         host.sector, host.sector_source = choose_sector(org_sector, host.naics, feed_sector)
         return changed
 
@@ -85,11 +89,11 @@ class CaseBook:
     def ensure(self, org_ids: set[int]) -> dict[int, int]:
         table = core(Case)
         wanted = sorted(org_ids)
-        for part in chunks(wanted):
-            for row in self.session.execute(
-                    select(table.c.id, table.c.organisation_id, table.c.status,
-                           table.c.reference).where(table.c.organisation_id.in_(part))):
-                self.cases[row.organisation_id] = (row.id, row.status, row.reference)
+        query = select(table.c.id, table.c.organisation_id, table.c.status, table.c.reference)
+        for part in in_parts(self.session, query, table.c.organisation_id, wanted):
+            for case_id, org_id, status, reference in fetch_rows(self.session, part):
+                if org_id in org_ids:
+                    self.cases[org_id] = (case_id, status, reference)
         missing = [o for o in wanted if o not in self.cases]
         if missing:
             self._open(missing)
@@ -97,29 +101,28 @@ class CaseBook:
 
     def _open(self, org_ids: list[int]) -> None:
         table = core(Case)
-        names = {o: self.attributor.organisation(o).name for o in org_ids}
+        names = {o: self.attributor.organisation(o)[0] for o in org_ids}
         bulk_insert(self.session, table, ["reference", "organisation_id", "status", "flagged",
                                           "opened_at"],
                     [(case_reference(names[o]), o, "open", False, self.now) for o in org_ids])
         events: list[tuple[object, ...]] = []
-        for part in chunks(org_ids):
-            for row in self.session.execute(
-                    select(table.c.id, table.c.organisation_id, table.c.reference)
-                    .where(table.c.organisation_id.in_(part))):
-                self.cases[row.organisation_id] = (row.id, "open", row.reference)
-                events.append((row.id, "case-opened", self.now,
-                               f"case {row.reference} opened for {names[row.organisation_id]}"))
+        query = select(table.c.id, table.c.organisation_id, table.c.reference)
+        for part in in_parts(self.session, query, table.c.organisation_id, org_ids):
+            for case_id, org_id, reference in fetch_rows(self.session, part):
+                if org_id in names:
+                    self.cases[org_id] = (case_id, "open", reference)
+                    events.append((case_id, "case-opened", self.now,
+                                   f"case {reference} opened for {names[org_id]}"))
         bulk_insert(self.session, core(Event), ["case_id", "kind", "at", "detail"], events)
 
     def judge(self, org_ids: set[int]) -> list[tuple[object, ...]]:
         """A case is resolved when every host it holds is patched or clean; the events of
         the cases whose status moved."""
         states: dict[int, list[str | None]] = {}
-        for part in chunks(sorted(org_ids)):
-            for org_id, state in self.session.execute(
-                    select(Host.organisation_id, Host.state)
-                    .where(Host.organisation_id.in_(part))):
-                if org_id is not None:
+        query = select(Host.organisation_id, Host.state)
+        for part in in_parts(self.session, query, core(Host).c.organisation_id, sorted(org_ids)):
+            for org_id, state in fetch_rows(self.session, part):
+                if org_id in org_ids:
                     states.setdefault(org_id, []).append(state)
         moved: list[tuple[object, ...]] = []
         events: list[tuple[object, ...]] = []

@@ -4,8 +4,10 @@ evidence run host by host gives, on SQLite and PostgreSQL, whatever order the da
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -14,6 +16,7 @@ from exhunt.cases.filework import HostRow
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.tracking import replay
 from exhunt.lab.campaign import write_campaign
+from exhunt.store.bulk import driver_times
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Event, Host, Observation
 
@@ -82,3 +85,16 @@ def test_bulk_written_times_read_back_like_orm_written_ones(db_url: str, campaig
             texts = s.execute(sa.text("select seen_at from observations")).scalars().all()
             assert texts and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", t)
                                  for t in texts)
+        # times handed over from Arrow columns are stored as the ORM stores them
+        moment = datetime(2021, 3, 2, 23, 59, 58, 123456)
+        for when in (moment, moment.replace(microsecond=0), datetime(1999, 12, 31)):
+            [value] = driver_times(s, pa.chunked_array([pa.array([when], pa.timestamp("us"))]))
+            s.execute(sa.text("update hosts set last_seen = :t where id = :id"),
+                      {"t": value, "id": host.id})
+            host.last_worse_at = when  # through the ORM
+            s.flush()
+            s.expire(host)
+            assert host.last_seen == when
+            raw = sa.text("select last_seen, last_worse_at from hosts where id = :id")
+            stored, by_orm = s.execute(raw, {"id": host.id}).one()
+            assert stored == by_orm

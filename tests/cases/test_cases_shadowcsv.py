@@ -101,6 +101,8 @@ def test_files_it_cannot_map_line_for_line_go_to_the_row_reader() -> None:
 
 
 NEAR_MISSES = [("timestamp", "2021-02-30 00:00:00"), ("timestamp", "2021-03-09 23:59:60"),
+               ("timestamp", "2021-04-31 12:00:00"), ("timestamp", "2021-02-29 12:00:00"),
+               ("timestamp", "2020-02-29 12:00:00"), ("timestamp", "2021-12-31 23:59:59"),
                ("timestamp", "2021-03-09T01:02:03"), ("ip", "010.0.0.1"), ("ip", "1.2.3.256"),
                ("ip", "2001:DB8::1"), ("port", "65535"), ("port", "65536"), ("port", "0"),
                ("asn", "4294967295"), ("asn", "4294967296"), ("asn", "AS64500"),

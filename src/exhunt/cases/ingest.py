@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,7 @@ from exhunt.cases.feeds import (
 )
 from exhunt.cases.filework import FileWork
 from exhunt.cases.owners import Attributor
+from exhunt.cases.repeats import settle_repeats
 from exhunt.cases.shadowcsv import SightingColumns, read_shadowserver_columns
 from exhunt.errors import InputError
 from exhunt.store.bulk import core, gc_paused
@@ -71,37 +74,47 @@ class Ingestor:
             ledger = IngestedFile(sha256=digest, name=clean_text(name), kind=kind)
             session.add(ledger)
             session.flush()
-            columns, problems, rows = self._read(session, data, name, kind, host_ip)
-            now = utcnow()
-            added = FileWork(session, ledger, Attributor(session, self.asn_table), now
-                             ).run(columns)
+            table, others, problems, rows = self._read(session, data, name, kind, host_ip)
+            lake_rows = self._lake_rows(table, others)
+            repeated, table = settle_repeats(session, table, set(others.ip))
+            columns = SightingColumns.from_table(table)
+            columns.extend(others)
+            added = repeated + FileWork(session, ledger, Attributor(session, self.asn_table),
+                                        utcnow()).run(columns)
             self._store_rejects(session, ledger.id, problems)
             ledger.rows, ledger.added, ledger.rejected = rows, added, len(problems)
         if self.lake is not None:  # after the commit; the part is named by the file's hash
-            self.lake.write_part(digest, zip(columns.ip, columns.seen_at, columns.state,
-                                             columns.source, strict=True))
+            self.lake.write_part(digest, lake_rows)
         return FileResult(name, kind, "ingested", rows, added, len(problems))
 
-    def _read(self, session: Session, data: bytes, name: str, kind: str,
-              host_ip: str | None) -> tuple[SightingColumns, list[RowProblem], int]:
-        """(usable sightings as columns, unusable rows, rows read)."""
+    def _read(self, session: Session, data: bytes, name: str, kind: str, host_ip: str | None
+              ) -> tuple[pa.Table, SightingColumns, list[RowProblem], int]:
+        """(plain sightings as a table, the other usable ones as columns, unusable rows,
+        rows read)."""
         if kind == "shadowserver":
             fast = read_shadowserver_columns(data, Path(name).name)
             if fast is not None:
-                columns, others = fast.columns, fast.others
-                return self._settle(session, columns, others, len(columns) + len(others))
+                columns, problems = self._settle(session, fast.others)
+                return fast.table, columns, problems, fast.table.num_rows + len(fast.others)
         rows = list(read_any(data, name, kind, host_ip=host_ip, received=utcnow()))
-        return self._settle(session, SightingColumns(), rows, len(rows))
+        columns, problems = self._settle(session, rows)
+        return SightingColumns.empty_table(), columns, problems, len(rows)
 
-    def _settle(self, session: Session, columns: SightingColumns,
-                rows: list[Sighting | RowProblem], count: int
-                ) -> tuple[SightingColumns, list[RowProblem], int]:
+    def _settle(self, session: Session, rows: list[Sighting | RowProblem]
+                ) -> tuple[SightingColumns, list[RowProblem]]:
         sightings = [r for r in rows if isinstance(r, Sighting)]
         problems = [r for r in rows if isinstance(r, RowProblem)]
         sightings, unmatched = self._resolve_hunt_hosts(session, sightings)
-        for s in sightings:
-            columns.append(s)
-        return columns, problems + unmatched, count
+        return SightingColumns.of(sightings), problems + unmatched
+
+    def _lake_rows(self, table: pa.Table, others: SightingColumns
+                   ) -> list[tuple[str, datetime, str, str]]:
+        """Every sighting of the file for the Parquet lake (when there is one)."""
+        if self.lake is None:
+            return []
+        read = SightingColumns.from_table(table)
+        read.extend(others)
+        return list(zip(read.ip, read.seen_at, read.state, read.source, strict=True))
 
     @staticmethod
     def _resolve_hunt_hosts(

@@ -43,14 +43,22 @@ class Attributor:
 
     def __init__(self, session: Session, asn_table: AsnSource | None = None) -> None:
         self.session = session
-        self.index = load_network_index(session)
         self.asn_table = asn_table
-        # (name, sector) by id, read once as plain rows: a constituency has 10,000s of them
-        self._orgs: dict[int, tuple[str, str | None]] = {
-            org_id: (name, sector) for org_id, name, sector in fetch_rows(session, _ORGS)}
+        # both read on first use: a daily report that only repeats what is known needs neither
+        self._index: NetworkIndex | None = None
+        self._orgs: dict[int, tuple[str, str | None]] | None = None
+
+    @property
+    def index(self) -> NetworkIndex:
+        if self._index is None:
+            self._index = load_network_index(self.session)
+        return self._index
 
     def organisation(self, org_id: int) -> tuple[str, str | None]:
         """(name, sector) of an organisation."""
+        if self._orgs is None:  # read once as plain rows: a constituency has 10,000s of them
+            self._orgs = {org: (name, sector)
+                          for org, name, sector in fetch_rows(self.session, _ORGS)}
         if org_id not in self._orgs:
             row = self.session.execute(_ORGS.where(Organisation.id == org_id)).one()
             self._orgs[org_id] = (row.name, row.sector)

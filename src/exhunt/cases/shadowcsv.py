@@ -89,6 +89,16 @@ class SightingColumns:
         return (self.sighting(i) for i in range(len(self)))
 
     @classmethod
+    def empty_table(cls) -> pa.Table:
+        """A table of no sightings, with the columns `from_table` reads."""
+        return pa.table({name: pa.array([], pa.null()) for name in cls.__slots__})
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> SightingColumns:
+        """Python values of a table of sightings (one list per column)."""
+        return cls(**{name: table.column(name).to_pylist() for name in cls.__slots__})
+
+    @classmethod
     def of(cls, sightings: Sequence[Sighting]) -> SightingColumns:
         columns = cls()
         for s in sightings:
@@ -98,10 +108,15 @@ class SightingColumns:
 
 @dataclass(slots=True)
 class ColumnRead:
-    """What the column reader made of a file: plain rows as columns, the rest as rows."""
+    """What the column reader made of a file: the plain rows as one Arrow table (columns named
+    and typed as in SightingColumns), the rest as rows."""
 
-    columns: SightingColumns
+    table: pa.Table
     others: list[Sighting | RowProblem]
+
+    @property
+    def columns(self) -> SightingColumns:
+        return SightingColumns.from_table(self.table)
 
 
 def read_shadowserver_columns(data: bytes, name: str) -> ColumnRead | None:
@@ -133,12 +148,16 @@ def _line_count(data: bytes) -> int | None:
     """Lines in the file when none is blank and line ends are one kind (else None)."""
     if not data or b"\x00" in data:
         return None
-    body = data.removesuffix(b"\n").removesuffix(b"\r")
-    if b"\n\n" in body or b"\n\r\n" in body or body.startswith((b"\n", b"\r")):
+    # the body without its final line end, as bounds (a report is megabytes: no copies)
+    end = len(data) - data.endswith(b"\n")
+    end -= data.endswith(b"\r", 0, end)
+    if (data.find(b"\n\n", 0, end) >= 0 or data.find(b"\n\r\n", 0, end) >= 0
+            or data.startswith((b"\n", b"\r"), 0, end)):
         return None
-    if body.count(b"\r") != body.count(b"\r\n"):  # a lone CR ends a line for the row reader
+    # a lone CR ends a line for the row reader
+    if data.find(b"\r", 0, end) >= 0 and data.count(b"\r", 0, end) != data.count(b"\r\n", 0, end):
         return None
-    return body.count(b"\n") + 1
+    return data.count(b"\n", 0, end) + 1
 
 
 def _lines_short(data: bytes, table: pa.Table) -> bool:
@@ -176,12 +195,13 @@ def _split(table: pa.Table, header: list[str], report: str, name: str,
         [pa.array([""] * table.num_rows, pa.string())]) for c in USED}
     seen_at = pc.strptime(text["timestamp"], format="%Y-%m-%d %H:%M:%S", unit="us",
                           error_is_null=True)
-    ok = pc.and_(pc.match_substring_regex(text["ip"], _IPV4),
-                 pc.match_substring_regex(text["timestamp"], _TIME))
-    # arrow's strptime rolls 2021-02-30 over to March: only a time that prints back as the
-    # same text is a real one (the rest go to the row reader, which refuses them)
-    printed = pc.strftime(pc.cast(seen_at, pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
-    ok = pc.and_(ok, pc.fill_null(pc.equal(printed, text["timestamp"]), False))
+    timed = pc.match_substring_regex(text["timestamp"], _TIME)
+    ok = pc.and_(pc.match_substring_regex(text["ip"], _IPV4), timed)
+    # arrow's strptime rolls 2021-02-30 over to March: only a time whose month and day are the
+    # ones written is a real one (the rest go to the row reader, which refuses them)
+    stamp = pc.if_else(timed, text["timestamp"], "0000-00-00 00:00:00")
+    ok = pc.and_(ok, pc.fill_null(pc.and_(_written(stamp, 5, pc.month(seen_at)),
+                                          _written(stamp, 8, pc.day(seen_at))), False))
     for column in USED:
         ok = pc.and_(ok, _plain(text[column], printable))
     for column in ("port", "asn"):
@@ -192,7 +212,12 @@ def _split(table: pa.Table, header: list[str], report: str, name: str,
     lines = pa.array(range(2, table.num_rows + 2), pa.int64())
     plain = pc.filter(pa.table({**text, "seen_at": seen_at, "evidence": evidence,
                                 "line": lines}), ok)
-    return ColumnRead(_columns(plain), _others(table, header, report, name, ok))
+    return ColumnRead(_typed(plain), _others(table, header, report, name, ok))
+
+
+def _written(stamp: pa.ChunkedArray, start: int, value: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The two digits at `start` of the time's text (digits there: checked) equal `value`."""
+    return pc.equal(pc.cast(pc.utf8_slice_codeunits(stamp, start, start + 2), pa.int64()), value)
 
 
 def _plain(value: pa.ChunkedArray, printable: bool) -> pa.ChunkedArray:
@@ -224,36 +249,36 @@ def _state(tag: pa.ChunkedArray) -> pa.ChunkedArray:
                                  HostState.VULNERABLE.value, HostState.EXPOSED.value))
 
 
-def _number(text: pa.ChunkedArray, low: int, high: int) -> list[int | None]:
-    """Digits to an int when low < n < high, else None (an empty cell is None too)."""
+def _number(text: pa.ChunkedArray, low: int, high: int) -> pa.ChunkedArray:
+    """Digits to an int when low < n < high, else null (an empty cell is null too)."""
     numbers = pc.cast(pc.if_else(pc.equal(text, ""), None, text), pa.int64())
     in_range = pc.and_(pc.greater(numbers, low), pc.less(numbers, high))
-    return pc.if_else(in_range, numbers, None).to_pylist()  # type: ignore[no-any-return]
+    return pc.if_else(in_range, numbers, None)
 
 
-def _or_none(values: pa.ChunkedArray) -> list[str | None]:
-    return pc.if_else(pc.equal(values, ""), None, values).to_pylist()  # type: ignore[no-any-return]
+def _or_none(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.if_else(pc.equal(values, ""), None, values)
 
 
-def _columns(plain: pa.Table) -> SightingColumns:
+def _typed(plain: pa.Table) -> pa.Table:
+    """The plain rows as sightings: SightingColumns' names, Python's types."""
     c = plain.column
-    n = plain.num_rows
-    return SightingColumns(
-        source=["shadowserver"] * n,
-        ip=c("ip").to_pylist(),
-        seen_at=c("seen_at").to_pylist(),
-        state=_state(c("tag")).to_pylist(),
-        evidence=c("evidence").to_pylist(),
-        line=c("line").to_pylist(),
-        port=_number(c("port"), 0, 65536),
-        hostname=_or_none(c("hostname")),
-        servername=_or_none(c("servername")),
-        build=_or_none(c("version")),
-        asn=_number(c("asn"), 0, 2**32),
-        country=_or_none(pc.utf8_upper(pc.utf8_slice_codeunits(c("geo"), 0, 8))),
-        naics=_or_none(pc.utf8_slice_codeunits(c("naics"), 0, 16)),
-        feed_sector=_or_none(pc.utf8_slice_codeunits(c("sector"), 0, 128)),
-    )
+    return pa.table({
+        "source": pa.repeat("shadowserver", plain.num_rows),
+        "ip": c("ip"),
+        "seen_at": c("seen_at"),
+        "state": _state(c("tag")),
+        "evidence": c("evidence"),
+        "line": c("line"),
+        "port": _number(c("port"), 0, 65536),
+        "hostname": _or_none(c("hostname")),
+        "servername": _or_none(c("servername")),
+        "build": _or_none(c("version")),
+        "asn": _number(c("asn"), 0, 2**32),
+        "country": _or_none(pc.utf8_upper(pc.utf8_slice_codeunits(c("geo"), 0, 8))),
+        "naics": _or_none(pc.utf8_slice_codeunits(c("naics"), 0, 16)),
+        "feed_sector": _or_none(pc.utf8_slice_codeunits(c("sector"), 0, 128)),
+    })
 
 
 def _others(table: pa.Table, header: list[str], report: str, name: str,

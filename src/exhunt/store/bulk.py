@@ -7,11 +7,13 @@ from __future__ import annotations
 import functools
 import gc
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -86,6 +88,18 @@ def _needed(convert: Callable[[Any], Any] | None, dialect: str) -> Callable[[Any
     return None
 
 
+def driver_times(session: Session, times: pa.ChunkedArray) -> list[Any]:
+    """Arrow timestamps (naive UTC, microseconds) as the driver takes them for a DateTime
+    column: on SQLite the very text SQLAlchemy writes, made by Arrow's cast without a Python
+    call per value; elsewhere datetimes."""
+    dialect = session.connection().dialect
+    processor = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    if (dialect.name == "sqlite" and times.type == pa.timestamp("us")
+            and _needed(processor, dialect.name) is None):
+        return pc.cast(times, pa.string()).to_pylist()  # type: ignore[no-any-return]
+    return times.to_pylist()  # type: ignore[no-any-return]
+
+
 def bulk_insert(session: Session, table: Table, columns: Sequence[str],
                 rows: Sequence[Sequence[object]]) -> None:
     """INSERT many rows (values in `columns` order) straight through the driver's
@@ -108,15 +122,21 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str],
 
 
 def bulk_update(session: Session, table: Table, columns: Sequence[str],
-                rows: Sequence[Sequence[object]]) -> None:
+                rows: Sequence[Sequence[object]], *, given: Collection[str] = (),
+                unset: Collection[str] = ()) -> None:
     """UPDATE table SET columns WHERE id = ..., one executemany; each row holds the new
-    values in `columns` order, then the id."""
+    values in `columns` order, then the id. A column in `given` is set only where the new
+    value is not NULL; one in `unset` only where the stored value is NULL."""
     if not rows:
         return
     prepared = _driver_rows(session, table, [*columns, "id"], rows)
     if prepared is None:
+        def new(c: str) -> ColumnElement[Any]:
+            value: ColumnElement[Any] = bindparam("new_" + c)
+            return (func.coalesce(value, table.c[c]) if c in given else
+                    func.coalesce(table.c[c], value) if c in unset else value)
         statement = (update(table).where(table.c.id == bindparam("row_id"))
-                     .values({c: bindparam("new_" + c) for c in columns}))
+                     .values({c: new(c) for c in columns}))
         params = [{"row_id": r[-1], **{"new_" + c: v for c, v in zip(columns, r, strict=False)}}
                   for r in rows]
         for part in chunks(params, 5000):
@@ -124,7 +144,12 @@ def bulk_update(session: Session, table: Table, columns: Sequence[str],
         return
     marker, values = prepared
     quote = session.connection().dialect.identifier_preparer.quote
-    sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = {marker}' for c in columns)}"
+
+    def assign(c: str) -> str:
+        value = (f"COALESCE({marker}, {quote(c)})" if c in given else
+                 f"COALESCE({quote(c)}, {marker})" if c in unset else marker)
+        return f"{quote(c)} = {value}"
+    sql = (f"UPDATE {quote(table.name)} SET {', '.join(assign(c) for c in columns)}"
            f" WHERE {quote('id')} = {marker}")
     for batch in chunks(values, 5000):
         session.connection().exec_driver_sql(sql, batch if isinstance(batch, list) else
@@ -143,19 +168,43 @@ def fetch_rows(session: Session, query: AnySelect) -> Iterator[tuple[Any, ...]]:
     connection = session.connection()
     dialect = connection.dialect
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    cursor = connection.exec_driver_sql(str(compiled), _positional(compiled, dialect.paramstyle))
-    times = [i for i, column in enumerate(query.selected_columns)
-             if isinstance(column.type, DateTime)] if dialect.name == "sqlite" else []
-    if not times:
-        yield from cursor
-        return
+    # the driver's own cursor, on the session's connection (so inside its transaction), read
+    # in batches: iterating SQLAlchemy's result costs a Python call per row
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), _positional(compiled, dialect.paramstyle))
+        times = [i for i, column in enumerate(query.selected_columns)
+                 if isinstance(column.type, DateTime)] if dialect.name == "sqlite" else []
+        while batch := cursor.fetchmany(10_000):
+            if not times:
+                yield from batch
+                continue
+            yield from _parsed_times(batch, times)
+    finally:
+        cursor.close()
+
+
+def _parsed_times(batch: Sequence[tuple[Any, ...]], times: list[int]
+                  ) -> Iterator[tuple[Any, ...]]:
     parse = datetime.fromisoformat
-    for row in cursor:
+    for row in batch:
         values = list(row)
         for i in times:
             if values[i] is not None:
                 values[i] = parse(values[i])
         yield tuple(values)
+
+
+def fetch_table(session: Session, query: AnySelect, schema: pa.Schema) -> pa.Table:
+    """The query's rows as an Arrow table of `schema` (its fields in the query's column
+    order). (A second SQLite library in the process, such as ADBC's, must not read the store
+    instead: SQLite's POSIX locks are per process, and one copy closing the file drops the
+    other's locks.)"""
+    rows = list(fetch_rows(session, query))
+    if not rows:
+        return schema.empty_table()
+    return pa.Table.from_arrays([pa.array(values, field.type) for values, field in zip(
+        zip(*rows, strict=True), schema, strict=True)], schema=schema)
 
 
 def _positional(compiled: Any, paramstyle: str) -> tuple[Any, ...] | dict[str, Any]:

@@ -73,7 +73,7 @@ def scan_jsonl(rows: list[dict[str, Any]]) -> bytes:
 def without_repeats() -> Iterator[None]:
     """Every row through FileWork: the reference the column-wise route is held to."""
     kept = ingest_module.settle_repeats
-    ingest_module.settle_repeats = lambda session, table, elsewhere: (0, table)
+    ingest_module.settle_repeats = lambda session, table, elsewhere, held: (0, table)
     try:
         yield
     finally:
@@ -151,12 +151,14 @@ def test_repeats_settle_as_filework_would(
 def test_a_campaign_settles_as_filework_would(db_url: str, tmp_path: Path) -> None:
     """Days in order, then again out of order and repeated, on both databases: most rows of
     each later day are repeats, and they must leave what FileWork leaves."""
-    write_campaign(tmp_path, servers=300, days=4, seed=5, parquet=False)
-    days = sorted(tmp_path.glob("*-scan_exchange.csv"))
+    write_campaign(tmp_path, servers=300, days=5, seed=5, parquet=False)
+    *days, last = sorted(tmp_path.glob("*-scan_exchange.csv"))
     files = [(d.name, d.read_bytes()) for d in [*days, days[1]]]
     # a late copy of a middle day under another name (other bytes: one row dropped)
     middle = days[1].read_bytes().splitlines(keepends=True)
     files.append(("late-" + days[1].name, b"".join(middle[:-1])))
+    # a few rows of the next day: a small file against a large store reads only its hosts
+    files.append(("head-" + last.name, b"".join(last.read_bytes().splitlines(True)[:12])))
     results = []
     for reference in (False, True):
         store = Store(db_url)
@@ -178,7 +180,8 @@ def test_a_campaign_settles_as_filework_would(db_url: str, tmp_path: Path) -> No
     assert fast == slow
     assert fast_store["hosts"] == slow_store["hosts"]
     assert fast_store == slow_store
-    assert fast[1].added == fast[1].rows and fast[-2].status == "already ingested"
+    assert fast[1].added == fast[1].rows and fast[-3].status == "already ingested"
+    assert fast[-1].added == fast[-1].rows == 11
 
 
 def test_repeats_route_takes_most_of_a_later_day(tmp_path: Path) -> None:
@@ -191,8 +194,9 @@ def test_repeats_route_takes_most_of_a_later_day(tmp_path: Path) -> None:
     taken: list[int] = []
     kept = ingest_module.settle_repeats
 
-    def counting(session: Any, table: pa.Table, elsewhere: set[str]) -> tuple[int, pa.Table]:
-        settled, rest = kept(session, table, elsewhere)
+    def counting(session: Any, table: pa.Table, elsewhere: set[str],
+                 held: pa.Table | None) -> tuple[int, pa.Table]:
+        settled, rest = kept(session, table, elsewhere, held)
         taken.append(table.num_rows - rest.num_rows)
         return settled, rest
     ingest_module.settle_repeats = counting

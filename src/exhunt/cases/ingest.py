@@ -9,6 +9,7 @@ the host's last sighting; one that says something new starts a run (see models.O
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from exhunt.cases.feeds import (
 )
 from exhunt.cases.filework import FileWork
 from exhunt.cases.owners import Attributor
-from exhunt.cases.repeats import settle_repeats
+from exhunt.cases.repeats import held_hosts, settle_repeats
 from exhunt.cases.shadowcsv import SightingColumns, read_shadowserver_columns
 from exhunt.errors import InputError
 from exhunt.store.bulk import core, gc_paused
@@ -74,9 +75,10 @@ class Ingestor:
             ledger = IngestedFile(sha256=digest, name=clean_text(name), kind=kind)
             session.add(ledger)
             session.flush()
-            table, others, problems, rows = self._read(session, data, name, kind, host_ip)
+            table, others, problems, rows, held = self._read(session, data, name, kind,
+                                                              host_ip)
             lake_rows = self._lake_rows(table, others)
-            repeated, table = settle_repeats(session, table, set(others.ip))
+            repeated, table = settle_repeats(session, table, set(others.ip), held)
             columns = SightingColumns.from_table(table)
             columns.extend(others)
             added = repeated + FileWork(session, ledger, Attributor(session, self.asn_table),
@@ -88,17 +90,22 @@ class Ingestor:
         return FileResult(name, kind, "ingested", rows, added, len(problems))
 
     def _read(self, session: Session, data: bytes, name: str, kind: str, host_ip: str | None
-              ) -> tuple[pa.Table, SightingColumns, list[RowProblem], int]:
+              ) -> tuple[pa.Table, SightingColumns, list[RowProblem], int, pa.Table | None]:
         """(plain sightings as a table, the other usable ones as columns, unusable rows,
-        rows read)."""
+        rows read, the stored hosts when read meanwhile)."""
         if kind == "shadowserver":
-            fast = read_shadowserver_columns(data, Path(name).name)
+            # Arrow parses the file, mostly outside the GIL, while the stored hosts are read
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                reading = pool.submit(read_shadowserver_columns, data, Path(name).name)
+                held = held_hosts(session, data.count(b"\n"))
+                fast = reading.result()
             if fast is not None:
                 columns, problems = self._settle(session, fast.others)
-                return fast.table, columns, problems, fast.table.num_rows + len(fast.others)
+                return (fast.table, columns, problems, fast.table.num_rows + len(fast.others),
+                        held)
         rows = list(read_any(data, name, kind, host_ip=host_ip, received=utcnow()))
         columns, problems = self._settle(session, rows)
-        return SightingColumns.empty_table(), columns, problems, len(rows)
+        return SightingColumns.empty_table(), columns, problems, len(rows), None
 
     def _settle(self, session: Session, rows: list[Sighting | RowProblem]
                 ) -> tuple[SightingColumns, list[RowProblem]]:

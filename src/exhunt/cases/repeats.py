@@ -33,40 +33,44 @@ _STORED = pa.schema([("ip", _TEXT), ("h_id", pa.int64()), ("h_last_seen", _TEXT)
                      ("h_finding", _TEXT)])
 
 
-def settle_repeats(session: Session, table: pa.Table, elsewhere: set[str]
-                   ) -> tuple[int, pa.Table]:
+def settle_repeats(session: Session, table: pa.Table, elsewhere: set[str],
+                   held: pa.Table | None = None) -> tuple[int, pa.Table]:
     """(rows that moved a host's last sighting, the rows left for FileWork). `elsewhere`: the
-    addresses the file names in rows outside `table` (their hosts go to FileWork whole)."""
+    addresses the file names in rows outside `table` (their hosts go to FileWork whole);
+    `held`: what held_hosts read, if it did."""
     if table.num_rows == 0:
         return 0, table
-    rows = pa.array(range(table.num_rows), pa.int64())
-    candidates = table.append_column("row", rows).filter(
-        _named_once(table.column("ip"), elsewhere))
-    stored = _stored(session, candidates.column("ip"))
+    ips = table.column("ip")
+    once = _named_once(ips, elsewhere)
+    stored = held if held is not None else _held(session, pc.filter(ips, once))
     if stored is None:
         return 0, table
-    # each candidate's stored host (null where none is stored), aligned row for row
-    aligned = stored.take(pc.index_in(candidates.column("ip"), value_set=stored.column("ip")))
-    repeat = _repeats(candidates, aligned)
-    later = pc.and_(repeat, pc.fill_null(pc.greater(candidates.column("seen_at"),
+    # each row's stored host, aligned row for row (null where none is stored, or where the
+    # file names the address more than once); masks and single columns from here on, as a
+    # daily report's table is too wide to copy
+    where = pc.if_else(once, pc.index_in(ips, value_set=stored.column("ip")), None)
+    aligned = stored.take(where)
+    repeat = _repeats(table, aligned)
+    later = pc.and_(repeat, pc.fill_null(pc.greater(table.column("seen_at"),
                                                     aligned.column("h_last_seen")), False))
-    _settle(session, candidates.filter(repeat), aligned.filter(repeat))
-    settled = pc.filter(candidates.column("row"), repeat)
-    rest = table.filter(pc.invert(pc.is_in(rows, value_set=settled.combine_chunks())))
-    return pc.sum(later).as_py() or 0, rest
+    _settle(session, table, aligned.column("h_id"), repeat)
+    return pc.sum(later).as_py() or 0, table.filter(pc.invert(repeat))
 
 
-def _settle(session: Session, rows: pa.Table, stored: pa.Table) -> None:
-    """What FileWork would write for these rows: the last sighting (unchanged when this is the
+def _settle(session: Session, rows: pa.Table, host_ids: pa.ChunkedArray,
+            repeat: pa.ChunkedArray) -> None:
+    """What FileWork would write for the repeats: the last sighting (unchanged when this is the
     very sighting held), and what the row describes where it says anything (names and NAICS
     code from the latest sighting, the AS number where none is held)."""
+    def values(column: pa.ChunkedArray) -> list[object]:
+        return pc.filter(column, repeat).to_pylist()  # type: ignore[no-any-return]
+
     c = rows.column
-    values = [driver_times(session, c("seen_at")), c("naics").to_pylist(),
-              c("hostname").to_pylist(), c("servername").to_pylist(), c("asn").to_pylist(),
-              stored.column("h_id").to_pylist()]
     bulk_update(session, core(Host), ["last_seen", "naics", "hostname", "servername", "asn"],
-                list(zip(*values, strict=True)), given={"naics", "hostname", "servername"},
-                unset={"asn"})
+                list(zip(driver_times(session, pc.filter(c("seen_at"), repeat)),
+                         values(c("naics")), values(c("hostname")), values(c("servername")),
+                         values(c("asn")), values(host_ids), strict=True)),
+                given={"naics", "hostname", "servername"}, unset={"asn"})
 
 
 def _named_once(ips: pa.ChunkedArray, elsewhere: set[str]) -> pa.ChunkedArray:
@@ -76,10 +80,18 @@ def _named_once(ips: pa.ChunkedArray, elsewhere: set[str]) -> pa.ChunkedArray:
     return pc.invert(pc.is_in(ips, value_set=named))
 
 
-def _stored(session: Session, ips: pa.ChunkedArray) -> pa.Table | None:
-    """Stored hosts among `ips`: their finding when steady (one open run, whose state is the
-    host's and would move nothing if seen again), else null; hosts with several open runs are
-    left out (FileWork sorts them out)."""
+def held_hosts(session: Session, expected_rows: int) -> pa.Table | None:
+    """Every stored host with its steady finding, read before the file is parsed (so both can
+    go on at once) when a file of about `expected_rows` rows names a good share of the store;
+    else None, and settle_repeats reads only the hosts the file names."""
+    return _held(session, None, expected_rows)
+
+
+def _held(session: Session, ips: pa.ChunkedArray | None, expected_rows: int = 0
+          ) -> pa.Table | None:
+    """Stored hosts (among `ips`, or every one): their finding when steady (one open run, whose
+    state is the host's and would move nothing if seen again), else null; hosts with several
+    open runs are left out (FileWork sorts them out)."""
     hosts, runs = core(Host).c, core(Observation).c
     rank = case({state.value: RANK[state] for state in HostState}, value=hosts.state)
     worst = case({state.value: RANK[state] for state in HostState}, value=hosts.worst_state)
@@ -89,11 +101,15 @@ def _stored(session: Session, ips: pa.ChunkedArray) -> pa.Table | None:
     finding = (runs.source + _SEP + runs.state + _SEP + runs.evidence + _SEP
                + func.coalesce(runs.build, _NO_BUILD))
     # the last sighting as text, which Arrow parses faster than Python makes datetimes
-    # the last sighting as text, which Arrow parses faster than Python makes datetimes
     query = (select(hosts.ip, hosts.id, cast(hosts.last_seen, String), case((steady, finding)))
              .join(core(Observation), (runs.host_id == hosts.id) & runs.last_seen_at.is_(None))
              .where(hosts.last_seen.is_not(None)))
-    parts = in_parts(session, query, hosts.ip, pc.unique(ips).to_pylist())
+    if ips is None:
+        parts = in_parts(session, query, hosts.ip, range(expected_rows))
+        if len(parts) != 1 or parts[0] is not query:
+            return None  # a small file against a large store: read its hosts only, later
+    else:
+        parts = in_parts(session, query, hosts.ip, pc.unique(ips).to_pylist())
     if not parts:
         return None
     table = pa.concat_tables([fetch_table(session, part, _STORED) for part in parts])

@@ -18,10 +18,12 @@ from exhunt.store.models import Contact, Reject
 
 cell = st.one_of(st.text(max_size=40), st.sampled_from([
     "192.0.2.0/24", "2001:db8::/48", "10.0.0.1", "a@b.example", "x@y.example;z@w.example",
-    "evil@x.example\r\nBcc: all@x.example", "<script>", ""]))
+    "evil@x.example\r\nBcc: all@x.example", "<script>", "", "192.0.2.0 - 192.0.2.9",
+    "192.0.2.9-192.0.2.0", "10.0.0.0/8, 2001:db8::/32", "Jane <a@b.example>, c@d.example",
+    "<evil@x.example>\r\n<b@y.example>", "a@b.example <c@d.example>"]))
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(cell, cell, cell, cell, cell), max_size=8))
 def test_any_contacts_rows(rows: list[tuple[str, str, str, str, str]]) -> None:
     out = io.StringIO()

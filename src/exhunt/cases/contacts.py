@@ -40,8 +40,55 @@ class ContactsResult:
     hosts_attributed: int
 
 
+# Other names the same columns go by in constituency lists exported from elsewhere
+ALIASES = {
+    "organisation": "org", "organization": "org", "org_name": "org",
+    "organisation_name": "org", "organization_name": "org",
+    "cidr": "network", "prefix": "network", "netblock": "network", "net": "network",
+    "networks": "network", "range": "network",
+    "e-mail": "email", "emails": "email", "mail": "email", "contact": "email",
+    "abuse_email": "email", "abuse-c": "email", "contact_email": "email",
+    "cc": "country", "country_code": "country", "industry": "sector",
+}
+
+
 def split_emails(field: str) -> list[str]:
-    return [part.strip() for part in re.split(r"[;\s]+", field) if part.strip()]
+    """The addresses in a cell: separated by commas, semicolons or spaces, each bare or in a
+    'Name <address>' form. What is returned is still to be checked against EMAIL."""
+    found: list[str] = []
+    for part in re.split(r"[;,]+", field):
+        part = part.strip()
+        named = re.fullmatch(r"[^<>]*<([^<>]*)>", part)
+        if named:
+            found.append(named.group(1).strip())
+        else:
+            found.extend(word for word in part.split() if word)
+    return [address for address in found if address]
+
+
+def split_networks(field: str) -> list[str]:
+    """The networks in a cell: CIDRs or addresses separated by spaces, commas or semicolons,
+    or one 'first - last' address range (as RIR databases print them), as CIDRs. Raises
+    ValueError for anything else."""
+    text = field.strip()
+    if "-" in text and "/" not in text:
+        first, _, last = (part.strip() for part in text.partition("-"))
+        start, end = ipaddress.ip_address(first), ipaddress.ip_address(last)
+        if start.version != end.version or int(start) > int(end):
+            raise ValueError("not an address range")
+        return [str(n) for n in ipaddress.summarize_address_range(start, end)]
+    parts = [p for p in re.split(r"[\s,;]+", text) if p]
+    if not parts:
+        raise ValueError("no network")
+    return [str(ipaddress.ip_network(p, strict=False)) for p in parts]
+
+
+def _dialect(header: str) -> str:
+    """The column separator: a comma, else the semicolon or tab the header line uses (a
+    spreadsheet in many locales saves 'CSV' with semicolons)."""
+    if "," in header:
+        return ","
+    return next((sep for sep in (";", "\t", "|") if sep in header), ",")
 
 
 def import_contacts(store: Store, path: Path) -> ContactsResult:
@@ -49,13 +96,17 @@ def import_contacts(store: Store, path: Path) -> ContactsResult:
         text = path.read_bytes().decode("utf-8-sig", errors="replace").replace("\x00", "\\x00")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = text.split("\n", 1)[0]
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_dialect(header))
     if reader.fieldnames is None:
         raise InputError(f"{path}: empty contacts file")
-    reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
+    names = [f.strip().lower().replace(" ", "_") for f in reader.fieldnames]
+    reader.fieldnames = [ALIASES.get(n, n) if ALIASES.get(n, n) not in names else n
+                         for n in names]
     missing = [c for c in REQUIRED if c not in reader.fieldnames]
     if missing:
-        raise InputError(f"{path}: contacts CSV lacks column(s) {', '.join(missing)}")
+        raise InputError(f"{path}: contacts CSV lacks column(s) {', '.join(missing)} "
+                         f"(has: {clean_text(', '.join(reader.fieldnames), 300)})")
     with store.transaction() as session:
         return _Import(session, str(path)).run(reader)
 
@@ -100,9 +151,9 @@ class _Import:
             self._reject(line, "no organisation name", row)
             return
         try:
-            network = ipaddress.ip_network((row.get("network") or "").strip(), strict=False)
+            networks = split_networks(row.get("network") or "")
         except ValueError:
-            self._reject(line, "network is not a CIDR", row)
+            self._reject(line, "network is not a CIDR, an address or an address range", row)
             return
         emails = split_emails(row.get("email") or "")
         bad = [e for e in emails if not EMAIL.match(e)]
@@ -111,7 +162,8 @@ class _Import:
                          else f"refused e-mail address {clean_text(repr(bad[0]), 100)}", row)
             return
         org = self._organisation(name, row)
-        self._network(str(network), org)
+        for network in networks:
+            self._network(network, org)
         for email in emails:
             self._contact(org, email)
 

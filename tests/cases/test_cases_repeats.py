@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,9 @@ from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import FileResult, Ingestor
 from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from exhunt_store_dump import dump
 
 HOSTS = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "198.51.100.7", "203.0.113.9"]
 COLUMNS = ["timestamp", "ip", "port", "hostname", "tag", "asn", "geo", "naics", "version",
@@ -78,28 +82,6 @@ def without_repeats() -> Iterator[None]:
         yield
     finally:
         ingest_module.settle_repeats = kept
-
-
-def dump(store: Store) -> dict[str, list[tuple[object, ...]]]:
-    """The store's content without what differs between two runs by construction: row ids
-    (as such), and the ingest clock (when a case opened, when exhunt learned of a worse state)."""
-    queries = {
-        "hosts": "select ip, hostname, servername, o.name, network, asn, as_name, h.country,"
-                 " h.sector, sector_source, naics, state, worst_state, state_since, first_seen,"
-                 " last_seen, last_worse_at is null, first_vulnerable_at, first_patched_at"
-                 " from hosts h left join organisations o on o.id = h.organisation_id",
-        "runs": "select h.ip, f.sha256, r.source, r.seen_at, r.last_seen_at, r.state, r.port,"
-                " r.build, r.evidence from observations r join hosts h on h.id = r.host_id"
-                " left join ingested_files f on f.id = r.file_id",
-        "cases": "select reference, o.name, status, flagged, resolved_at is null"
-                 " from cases c join organisations o on o.id = c.organisation_id",
-        "events": "select c.reference, h.ip, e.kind, e.detail from events e"
-                  " left join cases c on c.id = e.case_id left join hosts h on h.id = e.host_id",
-        "files": "select sha256, rows, added, rejected from ingested_files",
-    }
-    with store.session() as s:
-        return {name: sorted((tuple(r) for r in s.execute(sa.text(q))), key=repr)
-                for name, q in queries.items()}
 
 
 def run(url: str, files: list[tuple[str, bytes]]) -> tuple[list[FileResult], dict[str, Any]]:

@@ -107,7 +107,7 @@ def import_contacts(store: Store, path: Path) -> ContactsResult:
     if missing:
         raise InputError(f"{path}: contacts CSV lacks column(s) {', '.join(missing)} "
                          f"(has: {clean_text(', '.join(reader.fieldnames), 300)})")
-    with store.transaction() as session:
+    with store.writing() as session:
         return _Import(session, str(path)).run(reader)
 
 

@@ -69,7 +69,7 @@ class Ingestor:
             # the same report bytes tied to another address are a different piece of evidence
             hashed.update(b"\x00host-ip=" + host_ip.encode("utf-8", "replace"))
         digest = hashed.hexdigest()
-        with gc_paused(), self.store.transaction() as session:
+        with gc_paused(), self.store.writing() as session:
             if session.scalar(select(IngestedFile.id).where(IngestedFile.sha256 == digest)):
                 return FileResult(name, kind, "already ingested")
             ledger = IngestedFile(sha256=digest, name=clean_text(name), kind=kind)

@@ -11,12 +11,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from exhunt.errors import UsageError
 
 DEFAULT_URL = "sqlite:///exhunt.db"
+WRITER_LOCK = 0x6578_6875_6E74  # PostgreSQL advisory lock key of exhunt's writers ("exhunt")
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -85,6 +86,23 @@ class Store:
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any error."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A transaction for work that reads the store and then writes what it read (ingest,
+        contacts import), one at a time across processes and machines: two at once would
+        both create the same new host or take in the same file. SQLite: the write transaction
+        starts at once (its one writer lock; others wait, up to busy_timeout); PostgreSQL: a
+        transaction-scoped advisory lock. The reads that follow see every earlier commit."""
+        with self.transaction() as session:
+            connection = session.connection()
+            if self.dialect == "sqlite":
+                if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif self.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": WRITER_LOCK})
             yield session
 
     def table_names(self) -> list[str]:

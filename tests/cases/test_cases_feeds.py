@@ -9,10 +9,17 @@ import json
 from pathlib import Path
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from exhunt.cases.attribution import AsnTable, NetworkIndex, choose_sector, sector_from_naics
+from exhunt.cases.attribution import (
+    AsnTable,
+    NetworkIndex,
+    _address,
+    _network,
+    choose_sector,
+    sector_from_naics,
+)
 from exhunt.cases.feeds import (
     RowProblem,
     Sighting,
@@ -199,6 +206,24 @@ def test_network_index_matches_brute_force(nets: list[tuple[int, int]], probe: i
     else:
         best = max(holding, key=lambda n: n.prefixlen)
         assert found is not None and found.organisation_id == owners[best]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6),
+                 st.ip_addresses(v=4).map(lambda a: ipaddress.ip_address(f"::ffff:{a}"))),
+       st.integers(0, 128), st.sampled_from(["plain", "exploded", "upper", "dotted"]))
+@example(ipaddress.ip_address("::ffff:192.0.2.1"), 128, "dotted")
+@example(ipaddress.ip_address("::ffff:192.0.2.1"), 120, "dotted")
+def test_network_and_address_parsing_matches_ipaddress(
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address, length: int, form: str) -> None:
+    mapped = getattr(address, "ipv4_mapped", None)
+    text = {"plain": str(address), "exploded": address.exploded, "upper": str(address).upper(),
+            "dotted": f"::ffff:{mapped}" if mapped else str(address)}[form]
+    cidr = f"{text}/{min(length, address.max_prefixlen)}"
+    want = ipaddress.ip_network(cidr, strict=False)
+    assert _network(cidr) == (want.version, want.prefixlen, int(want.network_address),
+                              str(want))
+    assert _address(text) == (address.version, int(address))
 
 
 def test_ip2asn_table_and_sectors(tmp_path: Path) -> None:

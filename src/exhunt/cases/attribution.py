@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import csv
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,30 +56,63 @@ class NetworkIndex:
         self._lengths: dict[int, list[int]] = {4: [], 6: []}
 
     def add(self, cidr: str, organisation_id: int) -> None:
-        network = ipaddress.ip_network(cidr, strict=False)
-        key = (network.version, network.prefixlen)
+        version, length, value, text = _network(cidr)
+        key = (version, length)
         if key not in self._tables:
             self._tables[key] = {}
-            lengths = self._lengths[network.version]
-            lengths.append(network.prefixlen)
+            lengths = self._lengths[version]
+            lengths.append(length)
             lengths.sort(reverse=True)  # longest (most specific) first
-        self._tables[key][int(network.network_address)] = Owner(organisation_id, str(network))
+        self._tables[key][value] = Owner(organisation_id, text)
 
     def lookup(self, ip: str) -> Owner | None:
         if not self._tables:  # no contacts imported: skip parsing the address
             return None
-        address = ipaddress.ip_address(ip)
-        bits = address.max_prefixlen
-        value = int(address)
-        for length in self._lengths[address.version]:
+        version, value = _address(ip)
+        bits = 32 if version == 4 else 128
+        for length in self._lengths[version]:
             masked = value >> (bits - length) << (bits - length) if length else 0
-            owner = self._tables[(address.version, length)].get(masked)
+            owner = self._tables[(version, length)].get(masked)
             if owner is not None:
                 return owner
         return None
 
     def __len__(self) -> int:
         return sum(len(table) for table in self._tables.values())
+
+
+def _address(ip: str) -> tuple[int, int]:
+    """(IP version, address as an int). The C parser first (a constituency's worth of hosts
+    goes through here); anything it refuses gets the ipaddress module's answer or error."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    except (OSError, ValueError):
+        address = ipaddress.ip_address(ip)
+        return address.version, int(address)
+    return (4 if len(packed) == 4 else 6), int.from_bytes(packed, "big")
+
+
+def _network(cidr: str) -> tuple[int, int, int, str]:
+    """(IP version, prefix length, network address as an int, canonical text) of a network,
+    host bits cleared. The text as given when it is already the canonical one (as the contacts
+    import stores it), else the ipaddress module's."""
+    address, slash, length = cidr.partition("/")
+    try:
+        version, value = _address(address)
+        bits = 32 if version == 4 else 128
+        prefix = int(length) if slash else bits
+        if not (slash and length.isdigit() and 0 <= prefix <= bits):
+            raise ValueError(cidr)
+        value = value >> (bits - prefix) << (bits - prefix) if prefix else 0
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        text = f"{socket.inet_ntop(family, value.to_bytes(bits // 8, 'big'))}/{prefix}"
+    except (OSError, ValueError):
+        text = ""
+    if text != cidr or ("." in text and version == 6):  # inet_ntop dots embedded IPv4
+        network = ipaddress.ip_network(cidr, strict=False)
+        return (network.version, network.prefixlen, int(network.network_address),
+                str(network))
+    return version, prefix, value, text
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from exhunt.cases.ingest import Ingestor
 from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
 from exhunt.errors import InputError
 from exhunt.store.db import Store
-from exhunt.store.models import Contact, Host, Network, Organisation, Reject
+from exhunt.store.models import Case, Contact, Event, Host, Network, Organisation, Reject
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exhunt_smtp_sink import RunningSink
@@ -179,4 +179,43 @@ def test_every_organisation_gets_one_notice_with_exactly_its_hosts(
         assert queue == {ip for ip in hosts if owner_of(ip, orgs) is None} and queue
         assert s.scalar(sa.select(sa.func.count()).select_from(Contact)) == sum(
             len(m) for _, _, m in orgs)
+    store.close()
+
+
+def test_a_new_list_moves_hosts_to_their_owners(db_url: str, tmp_path: Path) -> None:
+    """Hosts seen before anyone owned them, then a list, then a newer list that hands a network
+    to another organisation and carves out a more specific one."""
+    store = Store(db_url)
+    feed = shadowserver([("192.0.2.10", "exchange;webshell"), ("192.0.2.200", "exchange"),
+                         ("198.51.100.7", "exchange;cve-2021-26855")], 2)
+    Ingestor(store).ingest_bytes(feed, "2021-03-02-scan_exchange.csv")
+    first = tmp_path / "first.csv"
+    first.write_text("network,org,country,sector,email\n"
+                     "192.0.2.0/24,Town,us,,it@town.example\n"
+                     "198.51.100.0/24,Credit Union,US,credit union,soc@cu.example\n")
+    result = import_contacts(store, first)
+    assert (result.organisations, result.networks, result.contacts,
+            result.hosts_attributed) == (2, 2, 2, 3)
+    assert import_contacts(store, first).hosts_attributed == 0  # the same list: nothing moves
+    newer = tmp_path / "newer.csv"
+    newer.write_text("network,org,country,sector,email\n"
+                     "198.51.100.0/24,Town,,local government,clerk@town.example\n"
+                     "192.0.2.192/26,Library,US,,desk@library.example\n")
+    result = import_contacts(store, newer)
+    assert (result.networks, result.contacts, result.hosts_attributed) == (2, 2, 2)
+    with store.session() as s:
+        owners = dict(s.execute(sa.select(Host.ip, Organisation.name).join(
+            Organisation, Host.organisation_id == Organisation.id)).all())
+        assert owners == {"192.0.2.10": "Town", "192.0.2.200": "Library",
+                          "198.51.100.7": "Town"}
+        town = s.scalars(sa.select(Organisation).where(Organisation.name == "Town")).one()
+        assert (town.country, town.sector) == ("US", "local government")
+        assert [c.email for c in town.contacts] == ["it@town.example", "clerk@town.example"]
+        sectors = dict(s.execute(sa.select(Host.ip, Host.sector)).all())
+        assert sectors["198.51.100.7"] == "local government"
+        moved = s.scalars(sa.select(Event.detail).where(Event.kind == "attributed")).all()
+        assert len(moved) == 5 and any(d.startswith("198.51.100.7: owner ") for d in moved)
+        opened = set(s.scalars(sa.select(Organisation.name).join(
+            Case, Case.organisation_id == Organisation.id)))
+        assert opened == {"Town", "Credit Union", "Library"}
     store.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from exhunt.cases.contacts import import_contacts, split_emails, split_networks
 from exhunt.cases.ingest import Ingestor
@@ -23,6 +24,7 @@ from exhunt.store.db import Store
 from exhunt.store.models import Case, Contact, Event, Host, Network, Organisation, Reject
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from exhunt_cases_app import app
 from exhunt_smtp_sink import RunningSink
 
 SENDER = "cert@coord.example"
@@ -218,4 +220,39 @@ def test_a_new_list_moves_hosts_to_their_owners(db_url: str, tmp_path: Path) -> 
         opened = set(s.scalars(sa.select(Organisation.name).join(
             Case, Case.organisation_id == Organisation.id)))
         assert opened == {"Town", "Credit Union", "Library"}
+    store.close()
+
+
+def test_rows_without_an_address_still_say_who_owns_a_network(db_url: str,
+                                                              tmp_path: Path) -> None:
+    """Lists often give the address once per organisation. Nothing is lost: the network still
+    belongs to its organisation, and one with no address at all has its hosts attributed and
+    its case flagged until one is listed."""
+    listing = tmp_path / "contacts.csv"
+    listing.write_text("network,org,country,sector,email\n"
+                       "192.0.2.0/24,Town,US,,it@town.example\n"
+                       "198.51.100.0/24,Town,,,\n"
+                       "203.0.113.0/24,Silent Org,US,,\n")
+    out = CliRunner().invoke(app, ["contacts", "import", str(listing), "--db", db_url])
+    assert out.exit_code == 0, out.output
+    assert "1 organisations have no e-mail address ('Silent Org')" in out.output
+    store = Store(db_url)
+    feed = shadowserver([("192.0.2.10", "exchange;webshell"), ("198.51.100.7", "exchange"),
+                         ("203.0.113.9", "exchange;cve-2021-26855")], 3)
+    Ingestor(store).ingest_bytes(feed, "2021-03-03-scan_exchange.csv")
+    with RunningSink() as sink:
+        plan_round(store, Renderer(SENDER))
+        Sender(store, SmtpTarget.parse(sink.address), SENDER).run()
+        received = list(sink.sink.received)
+    assert [m.rcpt_tos for m in received] == [["it@town.example"]]
+    attachment = next(received[0].message.iter_attachments()).get_content()
+    text = attachment.decode() if isinstance(attachment, bytes) else attachment
+    assert "192.0.2.10" in text and "198.51.100.7" in text and "203.0.113.9" not in text
+    with store.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Host)
+                        .where(Host.organisation_id.is_(None))) == 0
+        silent = s.scalars(sa.select(Case).join(Organisation, Case.organisation_id ==
+                                                Organisation.id)
+                           .where(Organisation.name == "Silent Org")).one()
+        assert silent.flagged and "no contact" in (silent.flag_reason or "")
     store.close()

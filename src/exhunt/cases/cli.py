@@ -218,6 +218,11 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         print(f"{file}: {r.rows} rows, {r.organisations} organisations, {r.networks} networks, "
               f"{r.contacts} new contacts, {r.rejected} rejected, "
               f"{r.hosts_attributed} hosts changed owner")
+        if r.without_contact:
+            names = ", ".join(repr(n) for n in r.without_contact[:5])
+            more = f" and {len(r.without_contact) - 5} more" if len(r.without_contact) > 5 else ""
+            print(f"{len(r.without_contact)} organisations have no e-mail address ({names}{more}):"
+                  " their hosts are attributed; notify flags their cases until one is listed")
 
     @app.command("cases")
     def cases_cmd(

@@ -11,7 +11,7 @@ import csv
 import io
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -39,6 +39,7 @@ class ContactsResult:
     contacts: int
     rejected: int
     hosts_attributed: int
+    without_contact: list[str] = field(default_factory=list)  # organisation names
 
 
 # Other names the same columns go by in constituency lists exported from elsewhere
@@ -145,7 +146,7 @@ class _Import:
             self.session.execute(insert(Reject), self.rejects)
         attributed = reattribute(self.session)
         return ContactsResult(rows, len(self.listed), networks, contacts, len(self.rejects),
-                              attributed)
+                              attributed, self._without_contact(org_ids))
 
     def _reject(self, line: int, reason: str, row: dict[str, str | None]) -> None:
         raw = ",".join(str(v) for v in row.values() if v is not None)
@@ -163,11 +164,12 @@ class _Import:
         except ValueError:
             self._reject(line, "network is not a CIDR, an address or an address range", row)
             return
+        # a row without an address still says who owns the network (lists often give the
+        # address once per organisation); one with a refused address is not used at all
         emails = split_emails(row.get("email") or "")
         bad = [e for e in emails if not EMAIL.match(e)]
-        if not emails or bad:
-            self._reject(line, "no usable e-mail address" if not emails
-                         else f"refused e-mail address {clean_text(repr(bad[0]), 100)}", row)
+        if bad:
+            self._reject(line, f"refused e-mail address {clean_text(repr(bad[0]), 100)}", row)
             return
         listed = self.listed.get(name)
         if listed is None:
@@ -214,6 +216,14 @@ class _Import:
         bulk_insert(self.session, table, ["cidr", "organisation_id"], new)
         bulk_update(self.session, table, ["organisation_id"], moved)
         return len(new) + len(moved)
+
+    def _without_contact(self, org_ids: dict[str, int]) -> list[str]:
+        """The list's organisations with no e-mail address, here or stored before: their hosts
+        are attributed, their notices wait for one (notify flags their cases)."""
+        table = core(Contact)
+        reachable = {org_id for (org_id,) in fetch_rows(
+            self.session, select(table.c.organisation_id).distinct())}
+        return sorted(name for name in self.listed if org_ids[name] not in reachable)
 
     def _write_contacts(self, org_ids: dict[str, int]) -> int:
         """Each organisation's addresses not held yet, after those it has (in list order)."""

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from exhunt.cases.handover import HandoverJournal, claim_token
 from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round, recover
 from exhunt.store.db import Store
-from exhunt.store.models import Message, MessageStatus, utcnow
+from exhunt.store.models import Case, Message, MessageStatus, utcnow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exhunt_smtp_sink import RunningSink
@@ -55,6 +55,8 @@ def test_marker_written_counts_as_sent_marker_not_written_is_sent_once(
     assert all(n == 1 for n in got.values())
     assert set(_statuses(store).values()) == {MessageStatus.SENT}
     assert (tmp_path / "outbox.journal").read_bytes().count(b"\n") == len(got)
+    with store.session() as s:  # the journal settled both: no doubt to flag
+        assert not s.scalars(sa.select(Case.id).where(Case.flagged)).all()
 
 
 def test_claims_of_a_live_sender_are_left_to_it(db_url: str, tmp_path: Path) -> None:
@@ -83,3 +85,6 @@ def test_without_a_journal_a_claim_counts_as_sent(db_url: str) -> None:
     _claim(store, "it@cu-one.example", None)
     assert recover(store) == 1
     assert _statuses(store)["it@cu-one.example"] == MessageStatus.SENT
+    with store.session() as s:  # nothing proves it went out: counted sent, and the doubt shown
+        flagged = s.scalars(sa.select(Case.flag_reason).where(Case.flagged)).all()
+    assert len(flagged) == 1 and "may not have gone out" in (flagged[0] or "")

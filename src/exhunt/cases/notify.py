@@ -437,10 +437,23 @@ def recover(store: Store, journal: HandoverJournal | None = None) -> int:
             message.error = "unconfirmed: the run stopped before the server's reply was recorded"
             session.add(Event(case_id=message.case_id, kind="notice-unconfirmed", at=now,
                               detail=f"{message.message_id} counted as sent after a restart"))
+            if not _journalled(message, journal):
+                # nothing here proves its end of data went out: counted as sent (no duplicate),
+                # and the case flagged, so the doubt is seen rather than a notice silently lost
+                case = session.get(Case, message.case_id)
+                if case is not None:
+                    _flag(session, case, f"notice {message.message_id} may not have gone out: "
+                          "its sender stopped mid-send and left no journal this run can read; "
+                          "confirm with the recipient or send it again", now)
     if journal is not None and journal.alone:
         journal.forget_all()
         journal.share()
     return settled
+
+
+def _journalled(message: Message, journal: HandoverJournal | None) -> bool:
+    """Whether this sender's own journal settled the claim."""
+    return journal is not None and message.claimed_by == journal.identity
 
 
 def _claim_verdict(message: Message, journal: HandoverJournal | None, handed: set[str],

@@ -100,15 +100,16 @@ class Ingestor:
                 held = held_hosts(session, data.count(b"\n"))
                 fast = reading.result()
             if fast is not None:
-                columns, problems = self._settle(session, fast.others)
+                columns, problems = self._sorted(session, fast.others)
                 return (fast.table, columns, problems, fast.table.num_rows + len(fast.others),
                         held)
         rows = list(read_any(data, name, kind, host_ip=host_ip, received=utcnow()))
-        columns, problems = self._settle(session, rows)
+        columns, problems = self._sorted(session, rows)
         return SightingColumns.empty_table(), columns, problems, len(rows), None
 
-    def _settle(self, session: Session, rows: list[Sighting | RowProblem]
+    def _sorted(self, session: Session, rows: list[Sighting | RowProblem]
                 ) -> tuple[SightingColumns, list[RowProblem]]:
+        """Usable sightings (hunt reports tied to their host) and the rest, with reasons."""
         sightings = [r for r in rows if isinstance(r, Sighting)]
         problems = [r for r in rows if isinstance(r, RowProblem)]
         sightings, unmatched = self._resolve_hunt_hosts(session, sightings)

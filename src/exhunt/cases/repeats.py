@@ -104,7 +104,7 @@ def _held(session: Session, ips: pa.ChunkedArray | None, expected_rows: int = 0
     query = (select(hosts.ip, hosts.id, cast(hosts.last_seen, String), case((steady, finding)))
              .join(core(Observation), (runs.host_id == hosts.id) & runs.last_seen_at.is_(None))
              .where(hosts.last_seen.is_not(None)))
-    if ips is None:
+    if ips is None:  # in_parts weighs the number of keys only when it reads the whole table
         parts = in_parts(session, query, hosts.ip, range(expected_rows))
         if len(parts) != 1 or parts[0] is not query:
             return None  # a small file against a large store: read its hosts only, later

@@ -9,6 +9,7 @@ the host's last sighting; one that says something new starts a run (see models.O
 from __future__ import annotations
 
 import hashlib
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +64,8 @@ class Ingestor:
         return self.ingest_bytes(data, str(path), host_ip=host_ip)
 
     def ingest_bytes(self, data: bytes, name: str, *, host_ip: str | None = None) -> FileResult:
-        kind = sniff_kind(data, name)
+        data, inner = unpacked(data, name)
+        kind = sniff_kind(data, inner)
         hashed = hashlib.sha256(data)
         if kind == "hunt" and host_ip:
             # the same report bytes tied to another address are a different piece of evidence
@@ -75,7 +77,7 @@ class Ingestor:
             ledger = IngestedFile(sha256=digest, name=clean_text(name), kind=kind)
             session.add(ledger)
             session.flush()
-            table, others, problems, rows, held = self._read(session, data, name, kind,
+            table, others, problems, rows, held = self._read(session, data, inner, kind,
                                                               host_ip)
             lake_rows = self._lake_rows(table, others)
             repeated, table = settle_repeats(session, table, set(others.ip), held)
@@ -159,6 +161,37 @@ class Ingestor:
              "at": utcnow()}
             for p in problems
         ])
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_EXPANDED = 1 << 30  # a daily report is tens of MB; more than this from a .gz is a bomb
+
+
+def unpacked(data: bytes, name: str) -> tuple[bytes, str]:
+    """A gzip file (reports are often kept compressed) as the bytes it holds, and its name
+    without '.gz'; any other file as it is. Bounded: a file that expands beyond MAX_EXPANDED,
+    is cut short or is not gzip after all is an InputError naming it."""
+    if not data.startswith(GZIP_MAGIC):
+        return data, name
+    out = bytearray()
+    rest = data
+    while rest:
+        member = zlib.decompressobj(wbits=31)
+        try:
+            out += member.decompress(rest, MAX_EXPANDED + 1 - len(out))
+        except zlib.error as exc:
+            raise InputError(f"{name}: not a readable gzip file: {exc}") from exc
+        if len(out) > MAX_EXPANDED:
+            raise InputError(f"{name}: expands to more than {MAX_EXPANDED} bytes; not read")
+        if not member.eof:
+            raise InputError(f"{name}: the gzip file is cut short")
+        rest = member.unused_data  # a next member, as `cat a.gz b.gz` makes
+        if rest and not rest.startswith(GZIP_MAGIC):
+            if rest.strip(b"\x00"):
+                raise InputError(f"{name}: {len(rest)} bytes that are not gzip follow the data")
+            break  # zero padding, as some tools leave
+    inner = name[:-3] if name.lower().endswith(".gz") else name
+    return bytes(out), inner
 
 
 def _with_ip(s: Sighting, ip: str) -> Sighting:

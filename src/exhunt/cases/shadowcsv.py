@@ -127,8 +127,10 @@ def read_shadowserver_columns(data: bytes, name: str) -> ColumnRead | None:
     if lines is None or types is None:
         return None
     try:
+        # one thread: ingest parses beside its read of the stored hosts, the longer of the two,
+        # and Arrow's pool would take the core that read needs
         table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(
-            use_threads=True, block_size=8 << 20), convert_options=pacsv.ConvertOptions(
+            use_threads=False, block_size=8 << 20), convert_options=pacsv.ConvertOptions(
             column_types=types, strings_can_be_null=False,
             quoted_strings_can_be_null=False), parse_options=pacsv.ParseOptions(
             newlines_in_values=False, ignore_empty_lines=False))

@@ -57,6 +57,14 @@ def test_gzip_rotation_is_read_transparently() -> None:
     assert len(records) == 1 and stats.records == 1
 
 
+def test_damaged_gzip_rotation_is_named_not_a_crash() -> None:
+    # a second member whose deflate data is damaged (a reserved block type)
+    damaged = gzip.compress(IIS_HEAD + iis_line(3)) + gzip.compress(iis_line(4))[:10] + b"\xff" * 64
+    _, stats = read(damaged)
+    assert stats.problems and "read stopped" in stats.problems[-1].message
+    assert "damaged gzip data" in stats.problems[-1].message
+
+
 def test_utf16_and_latin1_logs() -> None:
     text = (IIS_HEAD + iis_line(2, "/owa/é")).decode()
     records, _ = read(b"\xff\xfe" + text.encode("utf-16-le"))

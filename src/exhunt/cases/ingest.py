@@ -9,7 +9,7 @@ the host's last sighting; one that says something new starts a run (see models.O
 from __future__ import annotations
 
 import hashlib
-import zlib
+import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +33,7 @@ from exhunt.cases.owners import Attributor
 from exhunt.cases.repeats import held_hosts, settle_repeats
 from exhunt.cases.shadowcsv import SightingColumns, read_shadowserver_columns
 from exhunt.errors import InputError
+from exhunt.readers.base import BoundedGzip
 from exhunt.store.bulk import core, gc_paused
 from exhunt.store.db import Store
 from exhunt.store.lake import ObservationLake
@@ -173,25 +174,17 @@ def unpacked(data: bytes, name: str) -> tuple[bytes, str]:
     is cut short or is not gzip after all is an InputError naming it."""
     if not data.startswith(GZIP_MAGIC):
         return data, name
-    out = bytearray()
-    rest = data
-    while rest:
-        member = zlib.decompressobj(wbits=31)
-        try:
-            out += member.decompress(rest, MAX_EXPANDED + 1 - len(out))
-        except zlib.error as exc:
-            raise InputError(f"{name}: not a readable gzip file: {exc}") from exc
-        if len(out) > MAX_EXPANDED:
-            raise InputError(f"{name}: expands to more than {MAX_EXPANDED} bytes; not read")
-        if not member.eof:
-            raise InputError(f"{name}: the gzip file is cut short")
-        rest = member.unused_data  # a next member, as `cat a.gz b.gz` makes
-        if rest and not rest.startswith(GZIP_MAGIC):
-            if rest.strip(b"\x00"):
-                raise InputError(f"{name}: {len(rest)} bytes that are not gzip follow the data")
-            break  # zero padding, as some tools leave
+    stream = BoundedGzip(io.BufferedReader(io.BytesIO(data)), limit=MAX_EXPANDED)
+    try:
+        body = b"".join(iter(lambda: stream.read(8 << 20), b""))
+    except EOFError as exc:
+        raise InputError(f"{name}: the gzip file is cut short") from exc
+    except ValueError as exc:  # the bound
+        raise InputError(f"{name}: {exc}; not read") from exc
+    except OSError as exc:
+        raise InputError(f"{name}: not a readable gzip file: {exc}") from exc
     inner = name[:-3] if name.lower().endswith(".gz") else name
-    return bytes(out), inner
+    return body, inner
 
 
 def _with_ip(s: Sighting, ip: str) -> Sighting:

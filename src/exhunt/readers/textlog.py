@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import re
 from collections.abc import Iterator
@@ -23,14 +22,11 @@ from functools import lru_cache
 from typing import BinaryIO, Protocol
 
 from exhunt.model import LogRecord, RecordKind
-from exhunt.readers.base import MAX_LINE_BYTES, ReadStats
+from exhunt.readers.base import MAX_LINE_BYTES, BoundedGzip, CountingRaw, ReadStats
 from exhunt.readers.exchange import RPS_HTTP_FIELDS, parse_cmdlet, parse_event_data
 from exhunt.readers.prefilter import LiteralFilter
 
 CHUNK_BYTES = 8 << 20
-# A .gz rotation that expands beyond this ratio is a decompression bomb, not a log.
-MAX_GZIP_RATIO = 200
-MAX_GZIP_FLOOR = 256 << 20
 # The raw line kept on a record for evidence.
 MAX_RAW_CHARS = 64 << 10
 
@@ -80,10 +76,10 @@ class _Cursor:
 
 def open_log_stream(raw: BinaryIO, stats: ReadStats) -> ByteSource:
     """Undo gzip and UTF-16 so the reader sees UTF-8-compatible bytes."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw))
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(CountingRaw(raw))
     head = buffered.peek(4)[:4]
     if head[:2] == b"\x1f\x8b":
-        return _BoundedGzip(buffered)
+        return BoundedGzip(buffered)
     if head[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16le(head):
         stats.meta["encoding"] = "utf-16"
         return _Utf16ToUtf8(buffered)
@@ -350,45 +346,6 @@ def _line_time(line: bytes, cursor: _Cursor) -> datetime | None:
 def _looks_utf16le(head: bytes) -> bool:
     # '#F' or '20' written as UTF-16LE without a byte-order mark.
     return len(head) == 4 and head[1] == 0 and head[3] == 0 and head[0] != 0
-
-
-class _Raw(io.RawIOBase):
-    """Adapts any binary file object so io.BufferedReader can peek at it; counts bytes."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self._inner = inner
-        self.consumed = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        self.consumed += len(data)
-        return len(data)
-
-
-class _BoundedGzip(io.RawIOBase):
-    """A .gz rotation, decompressed as it is read, refusing to expand without bound."""
-
-    def __init__(self, inner: io.BufferedReader) -> None:
-        self._counter = _Raw(inner)
-        self._gzip = gzip.GzipFile(fileobj=io.BufferedReader(self._counter), mode="rb")
-        self._out = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._gzip.read(size if size >= 0 else CHUNK_BYTES)
-        self._out += len(data)
-        consumed = max(self._counter.consumed, 1)
-        if self._out > MAX_GZIP_FLOOR and self._out > consumed * MAX_GZIP_RATIO:
-            raise ValueError(
-                f"gzip expands more than {MAX_GZIP_RATIO}x (a decompression bomb?)"
-            )
-        return data
 
 
 class _Utf16ToUtf8(io.RawIOBase):

@@ -26,6 +26,7 @@ from exhunt.store.models import Case, Contact, Event, Host, Network, Organisatio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exhunt_cases_app import app
 from exhunt_smtp_sink import RunningSink
+from test_cases_feeds import make_csv
 
 SENDER = "cert@coord.example"
 
@@ -111,13 +112,10 @@ def _as_range(cidr: str, rng: random.Random) -> str:
 
 
 def shadowserver(rows: list[tuple[str, str]], day: int) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["timestamp", "ip", "port", "hostname", "tag", "asn", "geo", "version"])
-    for i, (ip, tag) in enumerate(rows):
-        writer.writerow([f"2021-03-{day:02d} 0{i % 10}:00:00", ip, 443, f"mail{i}.example",
-                         tag, 64500, "US", "15.1.2176.9"])
-    return out.getvalue().encode()
+    return make_csv(["timestamp", "ip", "port", "hostname", "tag", "asn", "geo", "version"], [
+        {"timestamp": f"2021-03-{day:02d} 0{i % 10}:00:00", "ip": ip, "port": "443",
+         "hostname": f"mail{i}.example", "tag": tag, "asn": "64500", "geo": "US",
+         "version": "15.1.2176.9"} for i, (ip, tag) in enumerate(rows)])
 
 
 def owner_of(ip: str, orgs: list[tuple[str, list[str], list[str]]]) -> str | None:

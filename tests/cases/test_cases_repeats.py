@@ -4,8 +4,6 @@ scan from another source), the store must end exactly as FileWork alone leaves i
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import sys
 import uuid
@@ -29,6 +27,7 @@ from exhunt.store.db import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exhunt_store_dump import dump
+from test_cases_feeds import make_csv
 
 HOSTS = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "198.51.100.7", "203.0.113.9"]
 COLUMNS = ["timestamp", "ip", "port", "hostname", "tag", "asn", "geo", "naics", "version",
@@ -57,13 +56,9 @@ report = st.one_of(st.lists(sighting, min_size=1, max_size=8).map(lambda r: ("ss
 
 
 def shadowserver_csv(rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(r | {"timestamp": f"2021-03-{r['day']:02d} 10:00:{r['second']:02d}",
-                             "geo": "US"})
-    return out.getvalue().encode()
+    return make_csv(COLUMNS, [
+        r | {"timestamp": f"2021-03-{r['day']:02d} 10:00:{r['second']:02d}", "geo": "US"}
+        for r in rows])
 
 
 def scan_jsonl(rows: list[dict[str, Any]]) -> bytes:

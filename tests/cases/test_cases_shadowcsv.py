@@ -4,8 +4,8 @@ and a file it cannot map line for line must be left to the row reader (None), ne
 
 from __future__ import annotations
 
-import csv
-import io
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from exhunt.cases.feeds import RowProblem, Sighting, read_shadowserver
 from exhunt.cases.shadowcsv import read_shadowserver_columns
 from exhunt.lab.campaign import write_campaign
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_cases_feeds import make_csv
 
 COLUMNS = ["timestamp", "severity", "ip", "protocol", "port", "hostname", "tag", "asn", "geo",
            "region", "city", "naics", "hostname_source", "sector", "version", "servername",
@@ -30,14 +33,6 @@ cell = st.one_of(
                      "exchange;webshell", "CVE-2021-26855", "<script>alert(1)</script>",
                      "x" * 2000, "y" * 2003, "caf\u00e9", " pad ", "\u00a0", "a,b", 'say "hi"']),
     st.text(max_size=12))
-
-
-def make_csv(columns: list[str], rows: list[dict[str, str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
 
 
 def agree(data: bytes, name: str = "2021-03-09-scan_exchange.csv") -> bool:

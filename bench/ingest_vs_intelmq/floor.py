@@ -21,30 +21,24 @@ already take longer, no code path into this schema meets the goal on this machin
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from shared import intelmq_parse, lab_days  # beside this script
 
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import Ingestor
-from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
 
-HERE = Path(__file__).resolve().parent
 TABLES = ("ingested_files", "hosts", "observations", "cases", "events")
 
 
-def _snapshot(store: Store, db: Path, to: Path) -> None:
+def _snapshot(db: Path, to: Path) -> None:
     """A consistent copy of the SQLite file (WAL folded in first)."""
     with sqlite3.connect(db) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -121,17 +115,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="exhunt-bench-floor-"))
-    write_campaign(work, servers=args.rows, days=2, parquet=False)
-    first, second = sorted(work.glob("*-scan_exchange.csv"))
+    work, first, second = lab_days(args.rows, "exhunt-bench-floor-")
     db = work / "store.db"
     store = Store(f"sqlite:///{db}")
     import_contacts(store, work / "contacts.csv")
-    _snapshot(store, db, work / "day0.db")
+    _snapshot(db, work / "day0.db")
     day1 = Ingestor(store).ingest(first)
-    _snapshot(store, db, work / "day1.db")
+    _snapshot(db, work / "day1.db")
     day2 = Ingestor(store).ingest(second)
-    _snapshot(store, db, work / "day2.db")
+    _snapshot(db, work / "day2.db")
     store.close()
 
     read1 = _read_floor(first.read_bytes())
@@ -141,12 +133,7 @@ def main() -> None:
     write1 = _write_floor(work / "day0.db", diff1, read_state=False)
     write2 = _write_floor(work / "day1.db", diff2, read_state=True)
 
-    peer = os.environ.get("INTELMQ_PYTHON", "/tmp/intelmq-venv/bin/python")
-    if not Path(peer).exists():
-        sys.exit(f"IntelMQ venv not found at {peer}; see run.py's docstring")
-    out = subprocess.run([peer, str(HERE / "intelmq_side.py"), str(first)],
-                         capture_output=True, text=True, check=True)
-    intelmq = json.loads(out.stdout.strip().splitlines()[-1])
+    intelmq = intelmq_parse(first)
     rate = intelmq["events"] / intelmq["seconds"]
 
     for label, rows, read, write, diff in (("first day", day1.rows, read1, write1, diff1),

@@ -17,34 +17,24 @@ shown: how many evidence-run rows the store holds for the sightings taken in.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import sqlalchemy as sa
+from shared import intelmq_parse, lab_days  # beside this script
 
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.feeds import Sighting, read_shadowserver
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.shadowcsv import read_shadowserver_columns
-from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Observation
-
-HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="exhunt-bench-ingest-"))
-    write_campaign(work, servers=args.rows, days=2, parquet=False)
-    csv_path, next_day = sorted(work.glob("*-scan_exchange.csv"))
+    work, csv_path, next_day = lab_days(args.rows, "exhunt-bench-ingest-")
     data = csv_path.read_bytes()
 
     start = time.perf_counter()
@@ -68,12 +58,7 @@ def main() -> None:
         cases = session.scalar(sa.select(sa.func.count()).select_from(Case))
     store.close()
 
-    peer = os.environ.get("INTELMQ_PYTHON", "/tmp/intelmq-venv/bin/python")
-    if not Path(peer).exists():
-        sys.exit(f"IntelMQ venv not found at {peer}; see this file's docstring")
-    out = subprocess.run([peer, str(HERE / "intelmq_side.py"), str(csv_path)],
-                         capture_output=True, text=True, check=True)
-    intelmq = json.loads(out.stdout.strip().splitlines()[-1])
+    intelmq = intelmq_parse(csv_path)
 
     rows = result.rows
     exhunt_parse = parsed / parse_s

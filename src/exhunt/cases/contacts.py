@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.feeds import MAX_RAW_CHARS, clean_text
-from exhunt.cases.filework import HOST_COLUMNS, HostRow
+from exhunt.cases.filework import HostRow, update_moved_hosts
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.errors import InputError
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows
@@ -249,26 +249,18 @@ def reattribute(session: Session) -> int:
     many hosts changed owner."""
     attributor = Attributor(session)
     now = utcnow()
-    table = core(Host)
     touched: set[int] = set()
     events: list[tuple[object, ...]] = []
-    by_columns: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
-    for values in fetch_rows(session, select(table)):
+    read: list[tuple[HostRow, tuple[object, ...]]] = []
+    for values in fetch_rows(session, select(core(Host))):
         host = HostRow(*values)
+        read.append((host, values))
         before = host.organisation_id
-        was = host.values()
         if attributor.attribute(host):
             events.append((None, host.id, "attributed", now,
                            f"{host.ip}: owner {before} -> {host.organisation_id}"))
             touched.update(o for o in (before, host.organisation_id) if o is not None)
-        now_values = host.values()
-        moved = tuple(HOST_COLUMNS[i] for i, (a, b) in enumerate(zip(now_values, was,
-                                                                        strict=True)) if a != b)
-        if moved:
-            by_columns.setdefault(moved, []).append(
-                (*(getattr(host, c) for c in moved), host.id))
-    for columns, rows in by_columns.items():
-        bulk_update(session, table, list(columns), rows)
+    update_moved_hosts(session, read)
     cases = CaseBook(session, attributor, now)
     cases.ensure(touched)
     bulk_insert(session, core(Event), EVENT_COLUMNS, [*events, *cases.judge(touched)])

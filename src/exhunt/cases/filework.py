@@ -11,6 +11,7 @@ replayed from its runs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -319,18 +320,7 @@ class FileWork:
 
     def _update_stored_hosts(self, hosts: dict[str, HostRow],
                              stored: dict[str, tuple[object, ...]]) -> None:
-        """The stored hosts whose values moved, one executemany per set of moved columns:
-        a daily report mostly moves last_seen alone, and an UPDATE that sets only that column
-        leaves the hosts' indexes alone."""
-        by_columns: dict[tuple[int, ...], list[tuple[object, ...]]] = {}
-        for ip, was in stored.items():
-            now = hosts[ip].values()
-            moved = tuple(i for i, (a, b) in enumerate(zip(now, was, strict=True)) if a != b)
-            if moved:
-                by_columns.setdefault(moved, []).append(
-                    (*(now[i] for i in moved), hosts[ip].id))
-        for moved, rows in by_columns.items():
-            bulk_update(self.session, core(Host), [HOST_COLUMNS[i] for i in moved], rows)
+        update_moved_hosts(self.session, ((hosts[ip], was) for ip, was in stored.items()))
 
     def _record(self, hosts: dict[str, HostRow], before: dict[str, str | None],
                 stored: dict[str, tuple[object, ...]]) -> None:
@@ -356,6 +346,21 @@ class FileWork:
                            _gained_text(states)))
         events.extend(cases.judge(touched))
         bulk_insert(self.session, core(Event), EVENT_COLUMNS, events)
+
+
+def update_moved_hosts(session: Session,
+                       hosts: Iterable[tuple[HostRow, tuple[object, ...]]]) -> None:
+    """Write back the hosts whose values moved since they were read (each with its values as
+    read), one executemany per set of moved columns: a daily report mostly moves last_seen
+    alone, and an UPDATE that sets only that column leaves the hosts' indexes alone."""
+    by_columns: dict[tuple[int, ...], list[tuple[object, ...]]] = {}
+    for host, was in hosts:
+        now = host.values()
+        moved = tuple(i for i, (a, b) in enumerate(zip(now, was, strict=True)) if a != b)
+        if moved:
+            by_columns.setdefault(moved, []).append((*(now[i] for i in moved), host.id))
+    for moved, rows in by_columns.items():
+        bulk_update(session, core(Host), [HOST_COLUMNS[i] for i in moved], rows)
 
 
 def _gained_text(states: Counter[str]) -> str:

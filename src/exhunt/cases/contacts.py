@@ -141,12 +141,12 @@ class _Import:
             self._row(reader.line_num, row)
         org_ids = self._write_organisations()
         networks = self._write_networks(org_ids)
-        contacts = self._write_contacts(org_ids)
+        contacts, unreachable = self._write_contacts(org_ids)
         if self.rejects:
             self.session.execute(insert(Reject), self.rejects)
         attributed = reattribute(self.session)
         return ContactsResult(rows, len(self.listed), networks, contacts, len(self.rejects),
-                              attributed, self._without_contact(org_ids))
+                              attributed, unreachable)
 
     def _reject(self, line: int, reason: str, row: dict[str, str | None]) -> None:
         raw = ",".join(str(v) for v in row.values() if v is not None)
@@ -217,16 +217,10 @@ class _Import:
         bulk_update(self.session, table, ["organisation_id"], moved)
         return len(new) + len(moved)
 
-    def _without_contact(self, org_ids: dict[str, int]) -> list[str]:
-        """The list's organisations with no e-mail address, here or stored before: their hosts
-        are attributed, their notices wait for one (notify flags their cases)."""
-        table = core(Contact)
-        reachable = {org_id for (org_id,) in fetch_rows(
-            self.session, select(table.c.organisation_id).distinct())}
-        return sorted(name for name in self.listed if org_ids[name] not in reachable)
-
-    def _write_contacts(self, org_ids: dict[str, int]) -> int:
-        """Each organisation's addresses not held yet, after those it has (in list order)."""
+    def _write_contacts(self, org_ids: dict[str, int]) -> tuple[int, list[str]]:
+        """Each organisation's addresses not held yet, after those it has (in list order);
+        (how many, the list's organisations with no address here or stored before: their
+        hosts are attributed, their notices wait for one and notify flags their cases)."""
         table = core(Contact)
         held: dict[int, set[str]] = {}
         for org_id, email in fetch_rows(self.session,
@@ -241,7 +235,7 @@ class _Import:
                     new.append((org_id, email, len(known)))
                     known.add(email.lower())
         bulk_insert(self.session, table, ["organisation_id", "email", "position"], new)
-        return len(new)
+        return len(new), sorted(name for name in self.listed if not held[org_ids[name]])
 
 
 def reattribute(session: Session) -> int:

@@ -303,8 +303,10 @@ def test_probed_copy_holds_only_failed_attempts(triage_copy: Builder) -> None:
         assert r["AnchorMailbox"].endswith(":444/autodiscover/autodiscover.xml?#")
         assert r["HttpStatus"] in ("401", "500")
         assert r["RoutingHint"] == "X-BEResource-Cookie"
+    # Outlook mobile asks autodiscover.json all day (Email=...&Protocol=...): not an attempt.
     proxyshell = [line for line in iis_lines(built.out)
-                  if line[4] == "/autodiscover/autodiscover.json"]
+                  if line[4] == "/autodiscover/autodiscover.json"
+                  and not line[5].startswith("Email=")]
     assert proxyshell and all(line[11] == "401" and "/mapi/nspi" in line[5]
                               for line in proxyshell)
     assert built.truth.first_exploitation is None
@@ -423,3 +425,24 @@ def test_reentered_security_log_shows_chopper_commands_and_the_dump(
     assert chopper and all(d["ParentProcessName"].endswith("\\w3wp.exe") for d in chopper)
     assert any("comsvcs.dll, MiniDump" in d["CommandLine"] and "lsass.dmp" in d["CommandLine"]
                for d in records)
+
+
+def _share_of_lines(root: Path, literal: bytes) -> float:
+    lines = [line for f in root.rglob("*.log") for line in f.read_bytes().lower().splitlines()]
+    return sum(literal in line for line in lines) / len(lines)
+
+
+def test_busy_traffic_holds_the_everyday_lines_that_carry_the_checks_literals(
+        tmp_path: Path) -> None:
+    shares = {}
+    for mix in ("busy", "quiet"):
+        build_triage(tmp_path / mix, TriageSpec(Scenario.CLEAN, size_bytes=1_500_000, seed=5,
+                                                days=1, traffic=mix))
+        shares[mix] = {lit: _share_of_lines(tmp_path / mix, lit)
+                       for lit in (b".aspx", b"autodiscover.json", b"/powershell")}
+    # A busy front end: logon and ECP pages, Outlook mobile's autodiscover, remote PowerShell.
+    assert shares["busy"][b".aspx"] > 0.10 > 0.01 > shares["quiet"][b".aspx"]
+    assert shares["busy"][b"autodiscover.json"] > 0.04 > shares["quiet"][b"autodiscover.json"]
+    assert shares["busy"][b"/powershell"] > 0.04
+    with pytest.raises(UsageError, match="traffic"):
+        build_triage(tmp_path / "x", TriageSpec(Scenario.CLEAN, traffic="rush"))

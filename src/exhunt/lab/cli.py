@@ -42,6 +42,9 @@ def _triage(
              "live (OUT is the Exchange V15 folder).")] = "plain",
     days: Annotated[int, typer.Option(help="Days of logs.")] = 14,
     start: Annotated[str, typer.Option(help="First day (UTC), YYYY-MM-DD.")] = "2021-02-20",
+    traffic: Annotated[str, typer.Option(
+        help="busy (a large front end: logon pages, ECP pages, autodiscover.json, remote "
+             "PowerShell all day) or quiet (a small office).")] = "busy",
     make_zip: Annotated[bool, typer.Option("--zip", help="Also write OUT.zip.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -58,7 +61,8 @@ def _triage(
         except ValueError as exc:
             raise UsageError(f"start {start!r}: expected YYYY-MM-DD") from exc
         spec = TriageSpec(scenario=Scenario(scenario), size_bytes=parse_size(size), seed=seed,
-                          layout=layout, start=first_day, days=days)
+                          layout=layout, start=first_day, days=days,
+                          traffic=traffic)
         show = not quiet and sys.stderr.isatty()
         if show:
             with Progress(

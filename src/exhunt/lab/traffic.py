@@ -560,18 +560,93 @@ def _probes(site: Site, rng: random.Random) -> list[tuple[Req, float]]:
     return out
 
 
-def template_pool(site: Site, rng: random.Random, size: int) -> list[Template]:
+def _busy(site: Site, rng: random.Random, p: Person) -> list[tuple[Req, float]]:
+    """The everyday requests that hold the checks' literals, at a busy front end's rates.
+
+    A front end's IIS log is dominated by the OWA logon page and its static files, ECP's
+    .aspx pages, Outlook mobile's autodiscover.json lookups and remote PowerShell sessions
+    (management shell and health manager) - every one a line a hunt must read and dismiss.
+    """
+    ip = _client_ip(rng, p)
+    host = site.mail_host
+    ua = p.browser_ua
+    logon_q = f"url=https%3a%2f%2f{host}%2fowa%2f&reason=0"
+    assets = f"/owa/auth/{site.asset_version}"
+    static = (f"{assets}/themes/resources/logon.css", f"{assets}/themes/resources/favicon.ico",
+              f"{assets}/themes/resources/segoeui-regular.ttf", f"{assets}/scripts/premium/"
+              "flogon.js", f"/owa/prem/{site.asset_version}/resources/images/0/sprite1.mouse.png")
+    reqs: list[tuple[Req, float]] = [
+        (Req(None, "GET", "/owa/auth/logon.aspx", logon_q, ua=ua, ip=ip, be=False,
+             total_ms=rng.randint(5, 40)), 12.0),
+        (Req(None, "GET", "/owa/auth/logon.aspx", "replaceCurrent=1&url=https%3a%2f%2f"
+             f"{host}%2fowa%2f%23path%3d%2fmail", ua=ua, ip=ip, be=False, total_ms=9), 3.0),
+        (Req(None, "GET", "/owa/auth/errorFE.aspx", "httpCode=500", ua=ua, ip=ip, status=200,
+             be=False, total_ms=3), 0.1),
+    ]
+    reqs += [(Req(None, "GET", path, "", ua=ua, ip=ip, be=False, total_ms=1), 0.8)
+             for path in static]
+    ecp: dict[str, Any] = {"url_host": host, "ua": ua, "ip": ip, "auth": "Cafe", "user": p.upn,
+                           "iis_user": p.upn, "anchor": f"Sid~{p.sid}",
+                           "routing_hint": "EcpCookie-Hint"}
+    for page in ("/ecp/default.aspx", "/ecp/PersonalSettings/HomePage.aspx",
+                 "/ecp/Organize/Distributionlists.slab", "/ecp/Customize/Regional.aspx",
+                 "/ecp/Reporting/DeliveryReports.aspx"):
+        reqs.append((Req("Ecp", "GET", page, f"?showhelp=false&rfr=owa&{_canary(rng)[:12]}",
+                         total_ms=rng.randint(40, 600), resp_bytes=rng.randint(4000, 60000),
+                         **ecp), 2.4))
+    # Outlook for iOS and Android find the mailbox through autodiscover.json, all day long.
+    if p.phone_ua is not None:
+        for protocol in ("ActiveSync", "Ews", "AutodiscoverV1"):
+            reqs.append((Req(
+                "Autodiscover", "GET", "/autodiscover/autodiscover.json",
+                f"?Email={p.upn.replace('@', '%40')}&Protocol={protocol}&RedirectCount=1",
+                url_host=site.autodiscover_host, ua="Outlook-iOS/2.0", ip=p.external_ip
+                or rng.choice(site.external_pool), auth="", routing_hint="Url-Email",
+                anchor=f"Smtp~{p.upn}", total_ms=rng.randint(5, 60),
+                resp_bytes=rng.randint(100, 300)), 5.0))
+    return reqs
+
+
+def _busy_shell(site: Site, rng: random.Random) -> list[tuple[Req, float]]:
+    """The health manager's remote PowerShell sessions: a busy server runs them all day."""
+    out: list[tuple[Req, float]] = []
+    for hm in site.health_mailboxes:
+        ip = rng.choice((site.server_ip, "127.0.0.1"))
+        for action in ("Get-ExchangeServer", "Test-ServiceHealth", "Get-MailboxDatabase"):
+            q = ("?serializationLevel=Full;ExchClientVer=" + site.build + ";clientApplication="
+                 f"ActiveMonitor;TargetServer={site.fqdn.lower()};PSVersion=5.1.14393.4104&"
+                 f"sessionGuid={guid(rng)}")
+            out.append((Req("PowerShell", "POST", "/powershell", q, url_host=site.fqdn.lower(),
+                            ua=catalog.EMS_UA, ip=ip, auth="Kerberos", user=hm, iis_user=hm,
+                            anchor=f"Smtp~{hm}", routing_hint="UserSid-PowerShell",
+                            action=action, total_ms=rng.randint(30, 900),
+                            rps_client="Exchange BackEnd Probes"), 1.0))
+    return out
+
+
+# Traffic mixes: quiet is a small office's server, busy a front end of a large one (the
+# default for tests, benchmarks and the demo: the lines the checks' literals catch are many).
+TRAFFIC_MIXES = ("busy", "quiet")
+
+
+def template_pool(site: Site, rng: random.Random, size: int,
+                  traffic: str = "busy") -> list[Template]:
     """About `size` request templates for one day of traffic, with their relative weights."""
     kinds: list[tuple[Req, float]] = []
     people = rng.sample(site.people, k=min(len(site.people), max(4, size // 12)))
+    busy = traffic == "busy"
     for p in people:
         kinds += _owa(site, rng, p) if rng.random() < 0.5 else []
         kinds += _outlook(site, rng, p)
         kinds += _phone(site, rng, p)
         if rng.random() < 0.2:
             kinds += _self_service(site, rng, p)
+        kinds += _busy(site, rng, p) if busy else []
     scale = len(people) / 4
     for admin in site.admins:
         kinds += [(r, w * scale / 4) for r, w in _admin(site, rng, admin)]
     kinds += [(r, w * scale) for r, w in _probes(site, rng)]
+    if busy:
+        shells = _busy_shell(site, rng)
+        kinds += [(r, w * len(people) * 7.0 / len(shells)) for r, w in shells]
     return [render(site, req, rng, weight) for req, weight in kinds]

@@ -59,6 +59,7 @@ from exhunt.lab.traffic import (
     IIS_FE,
     OAB_GEN,
     RPS_HTTP,
+    TRAFFIC_MIXES,
     Template,
     build_site,
     template_pool,
@@ -90,6 +91,7 @@ class TriageSpec:
     days: int = 14
     host: str = "EXCH01"
     build: str = "15.1.2176.2"  # Exchange 2016 CU19 before the March 2021 update
+    traffic: str = "busy"  # one of traffic.TRAFFIC_MIXES
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,8 @@ def build_triage(out: Path, spec: TriageSpec,
         scenario = Scenario(spec.scenario)
     except ValueError as exc:
         raise UsageError(f"unknown scenario {spec.scenario!r}") from exc
+    if spec.traffic not in TRAFFIC_MIXES:
+        raise UsageError(f"unknown traffic mix {spec.traffic!r}; one of {', '.join(TRAFFIC_MIXES)}")
     if not _HOST.fullmatch(spec.host):
         raise UsageError(f"host {spec.host!r}: a computer name of 1-15 letters, digits, '-'")
     if not _BUILD.fullmatch(spec.build):
@@ -460,7 +464,7 @@ def build_triage(out: Path, spec: TriageSpec,
         h0 = start_ms + h * HOUR_MS
         if h % 24 == 0 or not pool:
             day_rng = random.Random(f"exhunt-lab:{spec.seed}:pool:{h // 24}")
-            pool = _restrict(template_pool(site, day_rng, pool_size), writer)
+            pool = _restrict(template_pool(site, day_rng, pool_size, spec.traffic), writer)
             acc = 0.0
             cum = []
             for tpl in pool:

@@ -4,6 +4,12 @@ A check names the record kinds it reads and the literals that a line must hold
 for it to matter (the prefilter runs those before any line is parsed). `feed`
 sees each record; `finalize` sees the whole picture once every record was fed,
 for judgements over many records (an attacker's chain, a shell used later).
+
+Log checks run where the bytes are read: each worker feeds its own instance with the
+lines of a run of artifacts, and the hunt `merge`s those instances, in listing order,
+into the one it finalizes. A check that keeps state across records must merge it as if
+it had been fed every record itself, and keep it bounded by what it tracks (clients,
+pages, accounts), never by lines.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
 
@@ -57,6 +63,14 @@ class Check(ABC):
     def finalize(self) -> Iterable[Finding]:
         """Findings over everything fed."""
         return ()
+
+    def merge(self, other: Self) -> None:
+        """Take in the state `other` built from records listed after those fed to this one.
+
+        Checks that keep nothing between records (their findings come from `feed`) need not
+        override it.
+        """
+        del other  # nothing kept between records
 
     def finding(
         self,

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Self
 
 from exhunt.checks.base import Check, HuntContext
 from exhunt.intel import indicators
@@ -79,6 +80,24 @@ class _Tally:
         if when is not None and (first is None or when < first):
             self.first = request  # the earliest, whatever order the logs were read in
 
+    def merge(self, other: _Tally) -> None:
+        """Take in the tally of requests read after this one's."""
+        self.count += other.count
+        self.statuses |= other.statuses
+        if other.last is not None and (self.last is None or other.last > self.last):
+            self.last = other.last
+        first, theirs = self.first.record.timestamp, other.first.record.timestamp
+        if theirs is not None and (first is None or theirs < first):
+            self.first = other.first
+
+
+def merge_tallies(mine: dict[Any, _Tally], theirs: dict[Any, _Tally]) -> None:
+    for key, tally in theirs.items():
+        if key in mine:
+            mine[key].merge(tally)
+        else:
+            mine[key] = tally
+
 
 class AttackPathPosts(Check):
     id = "iis.attack-post"
@@ -104,6 +123,9 @@ class AttackPathPosts(Check):
         tally = self._tallies.setdefault((request.client, ok), _Tally(request))
         tally.add(request)
         return ()
+
+    def merge(self, other: Self) -> None:
+        merge_tallies(self._tallies, other._tallies)
 
     def finalize(self) -> Iterable[Finding]:
         for (client, ok), tally in sorted(self._tallies.items()):
@@ -138,6 +160,9 @@ class AttackToolAgent(Check):
             self._tallies.setdefault(request.client, _Tally(request)).add(request)
         return ()
 
+    def merge(self, other: Self) -> None:
+        merge_tallies(self._tallies, other._tallies)
+
     def finalize(self) -> Iterable[Finding]:
         for client, tally in sorted(self._tallies.items()):
             yield self.finding(tally.first.record, f"{tally.count} requests from {client} with "
@@ -171,6 +196,10 @@ class ShellRequests(Check):
         else:
             self._looked.setdefault(request.client, _Tally(request)).add(request)
         return ()
+
+    def merge(self, other: Self) -> None:
+        merge_tallies(self._used, other._used)
+        merge_tallies(self._looked, other._looked)
 
     def finalize(self) -> Iterable[Finding]:
         for (_path, client), tally in sorted(self._used.items()):

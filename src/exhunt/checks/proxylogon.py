@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ntpath
 import re
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Self
 
 from exhunt.checks.base import Check, HuntContext
 from exhunt.intel import indicators
@@ -69,6 +70,59 @@ def forged_request(record: LogRecord) -> ForgedRequest | None:
     return ForgedRequest(record, host, "/" + path.lower(), status)
 
 
+# Steps of one client's chain quoted in the evidence (the earliest); the rest are counted.
+CHAIN_SHOWN = 40
+
+
+def _when(step: ForgedRequest) -> tuple[bool, datetime | None]:
+    return (step.record.timestamp is None, step.record.timestamp)
+
+
+@dataclass(slots=True)
+class _Chain:
+    """One client's forged requests, bounded: counts, the earliest steps, the first answered."""
+
+    first: ForgedRequest
+    count: int = 0
+    successes: int = 0
+    all_scanner: bool = True
+    earliest: list[ForgedRequest] = field(default_factory=list)  # in (time, reading) order
+    first_answered: ForgedRequest | None = None  # earliest 2xx step not by a scanner
+
+    def add(self, step: ForgedRequest) -> None:
+        self.count += 1
+        self.successes += step.succeeded
+        self.all_scanner = self.all_scanner and step.by_scanner
+        if _when(step) < _when(self.first):
+            self.first = step
+        if step.status.startswith("2") and not step.by_scanner and (
+                self.first_answered is None or _when(step) < _when(self.first_answered)):
+            self.first_answered = step
+        self.earliest.append(step)
+        if len(self.earliest) > 2 * CHAIN_SHOWN:
+            self._trim()
+
+    def merge(self, other: _Chain) -> None:
+        """Take in the chain read after this one (ties in time keep reading order)."""
+        self.count += other.count
+        self.successes += other.successes
+        self.all_scanner = self.all_scanner and other.all_scanner
+        if _when(other.first) < _when(self.first):
+            self.first = other.first
+        theirs = other.first_answered
+        if theirs is not None and (self.first_answered is None
+                                   or _when(theirs) < _when(self.first_answered)):
+            self.first_answered = theirs
+        self._trim()
+        other._trim()
+        self.earliest += other.earliest
+        self._trim()
+
+    def _trim(self) -> None:
+        self.earliest.sort(key=_when)  # stable: equal times stay in reading order
+        del self.earliest[CHAIN_SHOWN:]
+
+
 class ProxyLogonSsrf(Check):
     id = "proxylogon.ssrf"
     title = "ProxyLogon: forged requests reached the Exchange back end"
@@ -80,40 +134,47 @@ class ProxyLogonSsrf(Check):
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
-        self._by_client: dict[str, list[ForgedRequest]] = defaultdict(list)
+        self._by_client: dict[str, _Chain] = {}
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         forged = forged_request(record)
         if forged is not None:
-            self._by_client[record.get("ClientIpAddress") or "unknown"].append(forged)
+            client = record.get("ClientIpAddress") or "unknown"
+            self._by_client.setdefault(client, _Chain(forged)).add(forged)
         return ()
 
-    def finalize(self) -> Iterable[Finding]:
-        for client, steps in sorted(self._by_client.items()):
-            steps.sort(key=lambda s: (s.record.timestamp is None, s.record.timestamp))
-            yield self._judge(client, steps)
+    def merge(self, other: Self) -> None:
+        for client, chain in other._by_client.items():
+            if client in self._by_client:
+                self._by_client[client].merge(chain)
+            else:
+                self._by_client[client] = chain
 
-    def _judge(self, client: str, steps: list[ForgedRequest]) -> Finding:
-        chain = "\n".join(step.describe() for step in steps[:40])
-        if len(steps) > 40:
-            chain += f"\n... {len(steps) - 40} more"
+    def finalize(self) -> Iterable[Finding]:
+        for client, chain in sorted(self._by_client.items()):
+            chain._trim()
+            yield self._judge(client, chain)
+
+    def _judge(self, client: str, chain: _Chain) -> Finding:
+        steps = chain.earliest
+        text = "\n".join(step.describe() for step in steps)
+        if chain.count > len(steps):
+            text += f"\n... {chain.count - len(steps)} more"
         ip = None if client == "unknown" else client
-        successes = [s for s in steps if s.succeeded]
-        if successes:
+        if chain.successes and chain.first_answered is not None:
             # In a chain that got through, its first answered step (the autodiscover leak
             # that precedes the rest) is where the exploitation began.
-            first = next(s for s in steps if s.status.startswith("2") and not s.by_scanner)
             return self.finding(
-                first.record,
-                f"{len(successes)} of {len(steps)} forged requests from {client} "
-                f"succeeded:\n{chain}",
+                chain.first_answered.record,
+                f"{chain.successes} of {chain.count} forged requests from {client} "
+                f"succeeded:\n{text}",
                 client_ip=ip,
             )
-        first = steps[0]
-        if all(s.by_scanner for s in steps):
+        first = chain.first
+        if chain.all_scanner:
             return self.finding(
                 first.record,
-                f"{len(steps)} scanner probes (target localhost) from {client}:\n{chain}",
+                f"{chain.count} scanner probes (target localhost) from {client}:\n{text}",
                 title="ProxyLogon scanner probe (no effect)",
                 severity=Severity.LOW,
                 stage=Stage.PROBE,
@@ -121,7 +182,7 @@ class ProxyLogonSsrf(Check):
             )
         return self.finding(
             first.record,
-            f"{len(steps)} forged requests from {client}, none answered with success:\n{chain}",
+            f"{chain.count} forged requests from {client}, none answered with success:\n{text}",
             title="Failed ProxyLogon attempt",
             severity=Severity.MEDIUM,
             stage=Stage.PROBE,

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Self
 from urllib.parse import unquote
 
 from exhunt.checks.base import Check, HuntContext
@@ -63,20 +64,36 @@ class _Tally:
     count: int = 0
     first_at: datetime | None = None
     statuses: set[str] = field(default_factory=set)
-    users: set[str] = field(default_factory=set)
-    samples: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)     # the first five, in reading order
+    samples: list[str] = field(default_factory=list)   # likewise
 
     def add(self, request: Request, url: str, user: str) -> None:
         self.count += 1
         self.statuses.add(request.status)
-        if user and len(self.users) < 5:
-            self.users.add(user)
-        if len(self.samples) < 5 and url not in self.samples:
-            self.samples.append(url[:300])
+        if user:
+            _keep_five(self.users, user)
+        _keep_five(self.samples, url[:300])
         when = request.record.timestamp
         if when is not None and (self.first_at is None or when < self.first_at):
             self.first_at = when
             self.first = request
+
+    def merge(self, other: _Tally) -> None:
+        """Take in the tally of requests read after this one's."""
+        self.count += other.count
+        self.statuses |= other.statuses
+        for user in other.users:
+            _keep_five(self.users, user)
+        for sample in other.samples:
+            _keep_five(self.samples, sample)
+        if other.first_at is not None and (self.first_at is None
+                                           or other.first_at < self.first_at):
+            self.first_at, self.first = other.first_at, other.first
+
+
+def _keep_five(kept: list[str], value: str) -> None:
+    if len(kept) < 5 and value not in kept:
+        kept.append(value)
 
 
 def autodiscover_attempt(url: str) -> bool:
@@ -92,6 +109,13 @@ class _Tallies(dict[tuple[str, bool, bool], _Tally]):
     def count(self, request: Request, url: str, ok: bool, authenticated: bool) -> None:
         key = (request.client, ok, authenticated)
         self.setdefault(key, _Tally(request)).add(request, url, user_of(request.record))
+
+    def merge(self, other: _Tallies) -> None:
+        for key, tally in other.items():
+            if key in self:
+                self[key].merge(tally)
+            else:
+                self[key] = tally
 
 
 class AutodiscoverSsrf(Check):
@@ -120,6 +144,9 @@ class AutodiscoverSsrf(Check):
             ok = request.status in _AD["success_statuses"]
         self._tallies.count(request, url, ok, bool(user_of(record)))
         return ()
+
+    def merge(self, other: Self) -> None:
+        self._tallies.merge(other._tallies)
 
     def finalize(self) -> Iterable[Finding]:
         for (client, ok, authenticated), tally in sorted(self._tallies.items()):
@@ -171,6 +198,9 @@ class OwaSsrf(Check):
         self._tallies.count(request, full_url(record), request.answered_ok, False)
         return ()
 
+    def merge(self, other: Self) -> None:
+        self._tallies.merge(other._tallies)
+
     def finalize(self) -> Iterable[Finding]:
         for (client, ok, _), tally in sorted(self._tallies.items()):
             text = (f"{tally.count} requests from {client or '?'} answered "
@@ -195,7 +225,8 @@ class RpsHttp(Check):
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
-        self._tallies: dict[tuple[str, bool], tuple[LogRecord, int, set[str], set[str]]] = {}
+        # (client, answered 200): first record, count, first five users and client infos.
+        self._tallies: dict[tuple[str, bool], tuple[LogRecord, int, list[str], list[str]]] = {}
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         row = record.fields
@@ -209,14 +240,25 @@ class RpsHttp(Check):
                                         row.get("ServerHostName", "").strip()) if x)
         user = row.get("AuthenticatedUser", "").strip()
         if key not in self._tallies:
-            self._tallies[key] = (record, 0, set(), set())
+            self._tallies[key] = (record, 0, [], [])
         first, count, users, infos = self._tallies[key]
-        if user and len(users) < 5:
-            users.add(user)
-        if len(infos) < 5:
-            infos.add(f"{info[:120]} via {chain}")
+        if user:
+            _keep_five(users, user)
+        _keep_five(infos, f"{info[:120]} via {chain}")
         self._tallies[key] = (first, count + 1, users, infos)
         return ()
+
+    def merge(self, other: Self) -> None:
+        for key, (first, count, users, infos) in other._tallies.items():
+            if key not in self._tallies:
+                self._tallies[key] = (first, count, users, infos)
+                continue
+            mine, total, my_users, my_infos = self._tallies[key]
+            for user in users:
+                _keep_five(my_users, user)
+            for info in infos:
+                _keep_five(my_infos, info)
+            self._tallies[key] = (mine, total + count, my_users, my_infos)
 
     def finalize(self) -> Iterable[Finding]:
         for (client, ok), (first, count, users, infos) in sorted(

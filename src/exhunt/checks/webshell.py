@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Self
 from urllib.parse import unquote
 
 from exhunt.checks.base import Check, HuntContext
@@ -259,13 +260,13 @@ class _Use:
     first_at: datetime | None = None
     last_at: datetime | None = None
     statuses: set[str] = field(default_factory=set)
-    agents: set[str] = field(default_factory=set)
+    agents: dict[str, None] = field(default_factory=dict)  # the first five, in reading order
 
     def add(self, request: Request) -> None:
         self.count += 1
         self.statuses.add(request.status)
         if len(self.agents) < 5:
-            self.agents.add(request.agent)
+            self.agents.setdefault(request.agent)
         when = request.record.timestamp
         if when is not None:
             if self.first_at is None or when < self.first_at:
@@ -273,6 +274,19 @@ class _Use:
                 self.first = request
             if self.last_at is None or when > self.last_at:
                 self.last_at = when
+
+    def merge(self, other: _Use) -> None:
+        """Take in the uses read after this one's (the hunt reads logs in parallel)."""
+        self.count += other.count
+        self.statuses |= other.statuses
+        for agent in other.agents:
+            if len(self.agents) < 5:
+                self.agents.setdefault(agent)
+        if other.first_at is not None and (self.first_at is None
+                                           or other.first_at < self.first_at):
+            self.first_at, self.first = other.first_at, other.first
+        if other.last_at is not None and (self.last_at is None or other.last_at > self.last_at):
+            self.last_at = other.last_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +326,14 @@ class WebShellReentry(Check):
             return ()
         self._uses.setdefault((key, request.client), _Use(request)).add(request)
         return ()
+
+    def merge(self, other: Self) -> None:
+        """Uses of pages come from the log workers; files are fed to this instance."""
+        for key, use in other._uses.items():
+            if key in self._uses:
+                self._uses[key].merge(use)
+            else:
+                self._uses[key] = use
 
     def _file(self, record: LogRecord) -> None:
         if record.get("zone") != "web":

@@ -1,4 +1,10 @@
-"""Run every check over one server's collection: read in parallel, judge, give a verdict."""
+"""Run every check over one server's collection: read in parallel, judge, give a verdict.
+
+Log checks judge where the bytes are read: each worker feeds the lines it reads to its own
+instances of the checks, and only their findings and partial state come back; the main
+process merges the states in listing order (so the report does not depend on which core was
+faster) and finalizes. Event and file records still come back and are judged here.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +46,8 @@ RECORD_KIND: dict[ArtifactKind, RecordKind] = {
     ArtifactKind.WEB_FILE: RecordKind.FILE,
     ArtifactKind.OTHER_FILE: RecordKind.FILE,
 }
+# Records of these kinds are judged in the process that reads them (text logs).
+LOG_KINDS = frozenset(RECORD_KIND.values()) - {RecordKind.EVENT, RecordKind.FILE}
 # Below this much log, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
 
@@ -54,6 +62,7 @@ class ReadTask:
     kind: RecordKind
     literals: tuple[str, ...] | None
     files: FileStageSettings = field(default_factory=FileStageSettings)  # file stage
+    context: HuntContext = field(default_factory=HuntContext)  # for the log checks
 
 
 @dataclass(slots=True)
@@ -61,7 +70,52 @@ class ReadResult:
     artifact: Artifact
     kind: RecordKind
     stats: ReadStats
-    records: list[LogRecord] = field(default_factory=list)
+    records: list[LogRecord] = field(default_factory=list)  # events and files only
+    findings: list[Finding] = field(default_factory=list)   # log checks, line by line
+    problems: list[InputProblem] = field(default_factory=list)  # log checks that failed
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one worker sends back for a run of artifacts: never the log lines themselves."""
+
+    results: list[ReadResult]
+    states: list[Check]  # the log checks fed in this batch, their state to merge
+
+
+class LogJudge:
+    """The log checks of one batch, fed in the process that reads the lines."""
+
+    def __init__(self, context: HuntContext) -> None:
+        self._context = context
+        self._checks: dict[str, Check] = {}
+        self._by_kind: dict[RecordKind, list[Check]] = {}
+
+    def checks_for(self, kind: RecordKind) -> list[Check]:
+        if kind not in self._by_kind:
+            self._by_kind[kind] = [self._check(cls) for cls in registered_checks()
+                                   if kind in cls.kinds]
+        return self._by_kind[kind]
+
+    def _check(self, cls: type[Check]) -> Check:
+        if cls.id not in self._checks:
+            self._checks[cls.id] = cls(self._context)
+        return self._checks[cls.id]
+
+    def feed(self, records: Iterable[LogRecord], kind: RecordKind, result: ReadResult) -> None:
+        """Feed one artifact's records; a check that fails is named and left out for the rest."""
+        checks = list(self.checks_for(kind))
+        for record in records:
+            for check in checks:
+                try:
+                    result.findings.extend(check.feed(record))
+                except Exception as exc:  # a broken check must not end the hunt
+                    result.problems.append(InputProblem(
+                        record.artifact, f"check {check.id} failed: {exc!r}"))
+                    checks = [c for c in checks if c is not check]
+
+    def states(self) -> list[Check]:
+        return [self._checks[key] for key in sorted(self._checks)]
 
 
 def hunt(
@@ -112,11 +166,16 @@ def _hunt_collection(
     # File stage: load rules/IOCs/baselines here first (named errors; forked workers reuse them).
     report.errors.extend(load_problems(files))
     tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals_for(checks, a.kind),
-                      files) for a in artifacts]
+                      files, context) for a in artifacts]
+    by_id = {check.id: check for check in checks}
     findings: list[Finding] = []
-    for result in read_all(tasks, workers, progress):
-        _account(report, result)
-        findings.extend(_feed(checks, result.records, report))
+    for batch in read_all(tasks, workers, progress):
+        for result in batch.results:
+            _account(report, result)
+            findings.extend(result.findings)
+            report.errors.extend(result.problems)
+            findings.extend(_feed(checks, result.records, report))
+        _merge(by_id, batch.states, report)
     # Re-entry: shells that log findings named, for checks that join them with requests.
     for finding in findings:
         if finding.webshell_path:
@@ -139,31 +198,43 @@ def literals_for(checks: Iterable[Check], kind: ArtifactKind) -> tuple[str, ...]
     return tuple(sorted(literals))
 
 
+def _merge(by_id: dict[str, Check], states: list[Check], report: HuntReport) -> None:
+    """Fold one batch's partial states into the hunt's checks, in listing order."""
+    for state in states:
+        try:
+            by_id[state.id].merge(state)
+        except Exception as exc:  # a broken check must not end the hunt
+            report.errors.append(InputProblem("", f"check {state.id} failed to merge: {exc!r}"))
+
+
 def read_all(
     tasks: list[ReadTask], workers: int | None, progress: Progress | None
-) -> Iterator[ReadResult]:
-    """Read every artifact, in worker processes when there is enough to read."""
+) -> Iterator[BatchResult]:
+    """Read every artifact, in worker processes when there is enough to read.
+
+    Batches are the same whatever the number of workers, and come back in listing order.
+    """
     total = sum(t.artifact.size for t in tasks)
     workers = workers or os.cpu_count() or 1
+    units = _batches(tasks)
     if workers <= 1 or total < PARALLEL_MIN_BYTES or len(tasks) < 2:
-        for task in tasks:
-            result = read_artifact(task)
+        for unit in units:
+            batch = read_batch(unit)
             if progress:
-                progress(task.artifact.size, total)
-            yield result
+                progress(sum(t.artifact.size for t in unit), total)
+            yield batch
         return
     # Submitted biggest first, so one late giant does not leave the other cores idle;
     # yielded in listing order, so the report does not depend on which core was faster.
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        units = _batches(tasks)
         futures = {id(u[0]): pool.submit(read_batch, u)
                    for u in sorted(units, key=lambda u: -sum(t.artifact.size for t in u))}
         for unit in units:
-            for task, result in zip(unit, futures.pop(id(unit[0])).result(), strict=True):
-                if progress:
-                    progress(task.artifact.size, total)
-                yield result
+            batch = futures.pop(id(unit[0])).result()
+            if progress:
+                progress(sum(t.artifact.size for t in unit), total)
+            yield batch
 
 
 # Work sent to a worker in one message: up to this many bytes or this many artifacts.
@@ -188,12 +259,17 @@ def _batches(tasks: list[ReadTask]) -> list[list[ReadTask]]:
     return units
 
 
-def read_batch(tasks: list[ReadTask]) -> list[ReadResult]:
-    return [read_artifact(task) for task in tasks]
+def read_batch(tasks: list[ReadTask]) -> BatchResult:
+    judge = LogJudge(tasks[0].context)
+    results = [read_artifact(task, judge) for task in tasks]
+    return BatchResult(results, judge.states())
 
 
-def read_artifact(task: ReadTask) -> ReadResult:
-    """Read one artifact (in any process); a failure is a problem in its stats, never a raise."""
+def read_artifact(task: ReadTask, judge: LogJudge | None = None) -> ReadResult:
+    """Read one artifact (in any process); a failure is a problem in its stats, never a raise.
+
+    Text-log lines go to `judge`'s checks as they are read; without a judge they are kept.
+    """
     stats = ReadStats(artifact=task.artifact.path)
     result = ReadResult(task.artifact, task.kind, stats)
     collection = _collection(task.source)
@@ -208,6 +284,8 @@ def read_artifact(task: ReadTask) -> ReadResult:
                 for record in read_events(stream, task.artifact.path, stats, local_path=local):
                     if prefilter.matches(_event_text(record)):
                         result.records.append(record)
+            elif judge is not None:
+                judge.feed(read_text_log(stream, task.kind, stats, prefilter), task.kind, result)
             else:
                 result.records.extend(read_text_log(stream, task.kind, stats, prefilter))
     except (OSError, InputError, ValueError) as exc:
@@ -265,6 +343,7 @@ def normalize_build(version: str) -> str | None:
 
 
 def _feed(checks: list[Check], records: list[LogRecord], report: HuntReport) -> list[Finding]:
+    """Events and files, judged in this process."""
     found: list[Finding] = []
     for check in checks:
         wanted = [r for r in records if r.kind in check.kinds]

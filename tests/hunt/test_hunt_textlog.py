@@ -177,3 +177,22 @@ def test_cmdlet_quoted_values_round_trip(value: str) -> None:
     name, params = parse_cmdlet(f"Set-OabVirtualDirectory.ExternalUrl='{quoted}'.Identity='x'")
     assert name == "Set-OabVirtualDirectory"
     assert params == {"ExternalUrl": value, "Identity": "x"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="aspxAS.Pj/n@ ,", max_size=30), min_size=1, max_size=20))
+def test_each_matched_line_says_which_literals_it_holds(lines: list[str]) -> None:
+    # The hunt hands a line only to the checks whose literals it holds: the bits must be exact.
+    literals = (".aspx", "/as", "n@", "P")
+    prefilter = LiteralFilter(literals)
+    data = "\n".join(lines).encode() + b"\n"
+    found = prefilter.scan(data, 0, len(data))
+    starts = [0] + [i + 1 for i, b in enumerate(data[:-1]) if b == 0x0A]
+    expected = {}
+    for start in starts:
+        line = data[start:data.index(b"\n", start)].decode().lower()
+        bits = sum(1 << i for i, lit in enumerate(prefilter.literals) if lit.lower() in line)
+        if bits:
+            expected[start] = bits
+    assert dict(zip(found.matches, found.masks, strict=True)) == expected
+    assert prefilter.mask_of(["P", "n@"]) | prefilter.mask_of([".aspx", "/as"]) == (1 << 4) - 1

@@ -39,6 +39,23 @@ class Request:
 
 
 def request_of(record: LogRecord) -> Request | None:
+    """The request a record shows; the last one is kept, as several checks ask in turn."""
+    if record is _LAST.record:
+        return _LAST.request
+    _LAST.record, _LAST.request = record, _request_of(record)
+    return _LAST.request
+
+
+class _LastRequest:
+    # Holding the record keeps its id from being reused by another one.
+    record: LogRecord | None = None
+    request: Request | None = None
+
+
+_LAST = _LastRequest()
+
+
+def _request_of(record: LogRecord) -> Request | None:
     if record.kind is RecordKind.IIS:
         path = record.get("cs-uri-stem")
         return Request(record, record.get("c-ip"), record.get("cs-method").upper(), path,

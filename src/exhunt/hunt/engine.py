@@ -31,7 +31,7 @@ from exhunt.model import (
 from exhunt.readers.base import ReadStats
 from exhunt.readers.events import read_events
 from exhunt.readers.prefilter import LiteralFilter
-from exhunt.readers.textlog import read_text_log
+from exhunt.readers.textlog import read_matched_lines, read_text_log
 
 RECORD_KIND: dict[ArtifactKind, RecordKind] = {
     ArtifactKind.HTTPPROXY_LOG: RecordKind.HTTPPROXY,
@@ -102,17 +102,21 @@ class LogJudge:
             self._checks[cls.id] = cls(self._context)
         return self._checks[cls.id]
 
-    def feed(self, records: Iterable[LogRecord], kind: RecordKind, result: ReadResult) -> None:
-        """Feed one artifact's records; a check that fails is named and left out for the rest."""
-        checks = list(self.checks_for(kind))
-        for record in records:
-            for check in checks:
+    def feed(self, lines: Iterable[tuple[LogRecord, int]], kind: RecordKind,
+             prefilter: LiteralFilter, result: ReadResult) -> None:
+        """Feed one artifact's records, each to the checks whose literals its line holds;
+        a check that fails is named and left out for the rest of the artifact."""
+        checks = [(check, prefilter.mask_of(check.literals)) for check in self.checks_for(kind)]
+        for record, holds in lines:
+            for check, wants in checks:
+                if wants >= 0 and not holds & wants:
+                    continue
                 try:
                     result.findings.extend(check.feed(record))
                 except Exception as exc:  # a broken check must not end the hunt
                     result.problems.append(InputProblem(
                         record.artifact, f"check {check.id} failed: {exc!r}"))
-                    checks = [c for c in checks if c is not check]
+                    checks = [(c, w) for c, w in checks if c is not check]
 
     def states(self) -> list[Check]:
         return [self._checks[key] for key in sorted(self._checks)]
@@ -285,7 +289,8 @@ def read_artifact(task: ReadTask, judge: LogJudge | None = None) -> ReadResult:
                     if prefilter.matches(_event_text(record)):
                         result.records.append(record)
             elif judge is not None:
-                judge.feed(read_text_log(stream, task.kind, stats, prefilter), task.kind, result)
+                lines = read_matched_lines(stream, task.kind, stats, prefilter)
+                judge.feed(lines, task.kind, prefilter, result)
             else:
                 result.records.extend(read_text_log(stream, task.kind, stats, prefilter))
     except (OSError, InputError, ValueError) as exc:

@@ -22,6 +22,7 @@ class ChunkScan:
     """Line starts found in one chunk by a single pass."""
 
     matches: list[int] = field(default_factory=list)   # lines holding a literal
+    masks: list[int] = field(default_factory=list)     # for each, bit i: literals[i] is in it
     headers: list[int] = field(default_factory=list)   # lines starting with '#'
     junk: list[int] = field(default_factory=list)      # lines holding NUL bytes
 
@@ -57,6 +58,13 @@ class LiteralFilter:
         )
         self._ids = (n, n + 1)
 
+    def mask_of(self, literals: Iterable[str] | None) -> int:
+        """The bits `scan` sets for lines holding any of `literals` (-1: every line)."""
+        if literals is None or self._any is None:
+            return -1
+        wanted = set(literals)
+        return sum(1 << i for i, lit in enumerate(self.literals) if lit in wanted)
+
     @property
     def passes_everything(self) -> bool:
         return self._any is None
@@ -77,25 +85,26 @@ class LiteralFilter:
 
     def scan(self, buf: bytearray | bytes, lo: int, hi: int) -> ChunkScan:
         """Matches, headers and junk among the lines of buf[lo:hi] (offsets into buf)."""
-        ends: list[int] = []
+        ends: list[tuple[int, int]] = []
         headers: list[int] = []
-        junk_ends: list[int] = []
+        junk_ends: list[tuple[int, int]] = []
         header_id, junk_id = self._ids
 
         def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             if pattern == header_id:
                 headers.append(lo + end - 1)
             elif pattern == junk_id:
-                junk_ends.append(lo + end)
+                junk_ends.append((lo + end, 0))
             else:
-                ends.append(lo + end)
+                ends.append((lo + end, 1 << pattern))
 
         self._chunk.scan(memoryview(buf)[lo:hi], match_event_handler=on_match)  # type: ignore[type-var]
-        found = ChunkScan(headers=headers, junk=_line_starts_of(buf, lo, hi, junk_ends))
+        found = ChunkScan(headers=headers, junk=_line_starts_of(buf, lo, hi, junk_ends)[0])
         if self._any is None:
             found.matches = _all_line_starts(buf, lo, hi)
+            found.masks = [0] * len(found.matches)
         else:
-            found.matches = _line_starts_of(buf, lo, hi, ends)
+            found.matches, found.masks = _line_starts_of(buf, lo, hi, ends)
         return found
 
     def line_starts(self, chunk: bytes) -> list[int]:
@@ -103,16 +112,22 @@ class LiteralFilter:
         return self.scan(chunk, 0, len(chunk)).matches
 
 
-def _line_starts_of(buf: bytearray | bytes, lo: int, hi: int, ends: list[int]) -> list[int]:
+def _line_starts_of(
+    buf: bytearray | bytes, lo: int, hi: int, ends: list[tuple[int, int]]
+) -> tuple[list[int], list[int]]:
+    """Starts of the lines holding the match ends, and the OR of the matches' bits per line."""
     starts: list[int] = []
+    masks: list[int] = []
     last_line_end = -1
-    for end in sorted(ends):
+    for end, bit in sorted(ends):
         if end <= last_line_end:
-            continue  # another hit on a line already taken
+            masks[-1] |= bit  # another hit on a line already taken
+            continue
         starts.append(buf.rfind(b"\n", lo, end) + 1 or lo)
+        masks.append(bit)
         nl = buf.find(b"\n", end, hi)
         last_line_end = hi if nl < 0 else nl
-    return starts
+    return starts, masks
 
 
 def _expression(pattern: str) -> bytes:

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exhunt.checks.base import HuntContext
 from exhunt.checks.proxylogon import CHAIN_SHOWN, ProxyLogonSsrf
+from exhunt.checks.proxyshell import AutodiscoverSsrf, autodiscover_attempt, full_url
 from exhunt.hunt import engine
 from exhunt.hunt.engine import hunt
 from exhunt.hunt.report import report_json
@@ -71,3 +74,31 @@ def test_every_log_check_that_judges_at_the_end_merges_its_state() -> None:
     for cls in registered_checks():
         if cls.kinds & engine.LOG_KINDS and cls.finalize is not Check.finalize:
             assert cls.merge is not Check.merge, cls.id
+
+
+_URL_PIECES = ["/autodiscover/autodiscover.json", "?", "&", "@", "%40", "%2540", "/", "%2f",
+               "%252F", "%3F", "powershell", "Email=", "mapi", "nspi", "ews", "EWS", "x-rps-cat",
+               "owa", "ecp", "admin", "a.b", "Protocol=ActiveSync", "%", "%7", "%70"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_URL_PIECES), max_size=12),
+       st.lists(st.sampled_from(_URL_PIECES), max_size=12))
+def test_autodiscover_gate_never_drops_a_line_the_check_would_judge(
+        stem: list[str], query: list[str]) -> None:
+    # The gate runs on the raw line before it is parsed: a wrong "no" would hide an attack.
+    stem_text = "/autodiscover/autodiscover.json" + "".join(stem)
+    query_text = "".join(query) or "-"
+    record = LogRecord(RecordKind.IIS, "u_ex.log", 1, None, {
+        "cs-uri-stem": stem_text, "cs-uri-query": query_text})
+    line = f"2021-03-03 10:00:00 10.0.0.1 GET {stem_text} {query_text} 443 - 1.2.3.4 x 200"
+    if autodiscover_attempt(full_url(record)):
+        assert AutodiscoverSsrf.wants_line(line.encode())
+
+
+def test_autodiscover_gate_lets_outlook_mobile_go_unparsed() -> None:
+    line = (b"2021-03-03 10:00:00 10.0.0.1 GET /autodiscover/autodiscover.json "
+            b"Email=dana.evans%40example.net&Protocol=Ews&RedirectCount=1 443 - 1.2.3.4 "
+            b"Outlook-iOS/2.0 - 200 0 0 12")
+    assert not AutodiscoverSsrf.wants_line(line)
+    assert AutodiscoverSsrf.wants_line(line.replace(b"Protocol=Ews", b"x=%252Fpowershell"))

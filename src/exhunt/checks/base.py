@@ -56,6 +56,14 @@ class Check(ABC):
     def __init__(self, context: HuntContext) -> None:
         self.context = context
 
+    @classmethod
+    def wants_line(cls, line: bytes) -> bool:
+        """A cheap necessary condition on a raw log line holding one of the literals, asked
+        before any record is built: False means `feed` would do nothing with it. A line
+        none of its checks wants is never parsed."""
+        del line
+        return True
+
     @abstractmethod
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         """Findings that one record shows on its own (often none)."""

@@ -96,11 +96,32 @@ def _keep_five(kept: list[str], value: str) -> None:
         kept.append(value)
 
 
-def autodiscover_attempt(url: str) -> bool:
-    """autodiscover.json with `@` and a back-end target: the ProxyShell/ProxyNotShell SSRF."""
+def autodiscover_attempt(url: str, *, slack: bool = False) -> bool:
+    """autodiscover.json with `@` and a back-end target: the ProxyShell/ProxyNotShell SSRF.
+
+    `slack`: `url` is a whole decoded log line, where the stem and the query are apart (the
+    `?` between them is not there), so targets are matched without their last character.
+    """
     if _AD["marker"] not in url or "@" not in url:
         return False
-    return any(target in url for target in _AD["targets"])
+    targets = _TARGET_STEMS if slack else _AD["targets"]
+    return any(target in url for target in targets)
+
+
+_TARGET_STEMS = tuple({t[:-1] if t[-1] in "/?&@" else t for t in _AD["targets"]})
+# Escapes an Outlook client writes, undone by hand; anything else is decoded in full.
+_COMMON_ESCAPES = ((b"%40", b"@"), (b"%2f", b"/"), (b"%3f", b"?"), (b"%26", b"&"),
+                   (b"%3d", b"="), (b"%3a", b":"))
+
+
+def _decoded(line: bytes) -> str:
+    """A raw line, lower case, percent-decoded twice as full_url decodes a URL."""
+    low = line.lower()
+    if b"%" in low:
+        for escape, char in _COMMON_ESCAPES:
+            low = low.replace(escape, char)
+    text = low.decode("latin-1")
+    return unquote(unquote(text)).lower() if "%" in text else text
 
 
 class _Tallies(dict[tuple[str, bool, bool], _Tally]):
@@ -130,6 +151,12 @@ class AutodiscoverSsrf(Check):
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
         self._tallies = _Tallies()
+
+    @classmethod
+    def wants_line(cls, line: bytes) -> bool:
+        # Outlook mobile asks autodiscover.json all day, with an address but no back-end
+        # target: whatever the columns, an attempt's line holds "@" and a target once decoded.
+        return autodiscover_attempt(_decoded(line), slack=True)
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         request = request_of(record)

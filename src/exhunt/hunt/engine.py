@@ -31,7 +31,7 @@ from exhunt.model import (
 from exhunt.readers.base import ReadStats
 from exhunt.readers.events import read_events
 from exhunt.readers.prefilter import LiteralFilter
-from exhunt.readers.textlog import read_matched_lines, read_text_log
+from exhunt.readers.textlog import LineWanted, read_matched_lines, read_text_log
 
 RECORD_KIND: dict[ArtifactKind, RecordKind] = {
     ArtifactKind.HTTPPROXY_LOG: RecordKind.HTTPPROXY,
@@ -101,6 +101,16 @@ class LogJudge:
         if cls.id not in self._checks:
             self._checks[cls.id] = cls(self._context)
         return self._checks[cls.id]
+
+    def wanted(self, kind: RecordKind, prefilter: LiteralFilter) -> LineWanted:
+        """Whether any check that a line's literals send it to wants it (before parsing)."""
+        checks = [(type(check), prefilter.mask_of(check.literals))
+                  for check in self.checks_for(kind)]
+
+        def wants(line: bytes, holds: int) -> bool:
+            return any((wants < 0 or holds & wants) and cls.wants_line(line)
+                       for cls, wants in checks)
+        return wants
 
     def feed(self, lines: Iterable[tuple[LogRecord, int]], kind: RecordKind,
              prefilter: LiteralFilter, result: ReadResult) -> None:
@@ -289,7 +299,8 @@ def read_artifact(task: ReadTask, judge: LogJudge | None = None) -> ReadResult:
                     if prefilter.matches(_event_text(record)):
                         result.records.append(record)
             elif judge is not None:
-                lines = read_matched_lines(stream, task.kind, stats, prefilter)
+                lines = read_matched_lines(stream, task.kind, stats, prefilter,
+                                           judge.wanted(task.kind, prefilter))
                 judge.feed(lines, task.kind, prefilter, result)
             else:
                 result.records.extend(read_text_log(stream, task.kind, stats, prefilter))

@@ -14,7 +14,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -101,20 +101,26 @@ def read_text_log(
 _SPARE_BUFFERS: list[bytearray] = []
 
 
+# Asked with a raw line and its bits before the line is parsed: False skips it (counted).
+LineWanted = Callable[[bytes, int], bool]
+
+
 def read_matched_lines(
     raw: BinaryIO,
     kind: RecordKind,
     stats: ReadStats,
     prefilter: LiteralFilter,
+    wanted: LineWanted | None = None,
 ) -> Iterator[tuple[LogRecord, int]]:
-    """As read_text_log, each record with the bits (LiteralFilter.mask_of) of what it holds."""
+    """As read_text_log, each record with the bits (LiteralFilter.mask_of) of what it holds;
+    lines `wanted` refuses are counted but never parsed."""
     cursor = _Cursor(syntax=SYNTAX_BY_KIND.get(kind, LogSyntax.FREE_TEXT),
                      fields=DEFAULT_FIELDS.get(kind, ()))
     stream = open_log_stream(raw, stats)
     # One buffer per file, refilled in place: fresh 8 MB objects per chunk cost page faults.
     buf = _SPARE_BUFFERS.pop() if _SPARE_BUFFERS else bytearray(CHUNK_BYTES + MAX_LINE_BYTES + 2)
     try:
-        yield from _read_into(buf, stream, kind, cursor, stats, prefilter)
+        yield from _read_into(buf, stream, kind, cursor, stats, prefilter, wanted)
     finally:
         _SPARE_BUFFERS.append(buf)
 
@@ -126,6 +132,7 @@ def _read_into(
     cursor: _Cursor,
     stats: ReadStats,
     prefilter: LiteralFilter,
+    wanted: LineWanted | None,
 ) -> Iterator[tuple[LogRecord, int]]:
     view = memoryview(buf)
     filled = 0
@@ -141,7 +148,7 @@ def _read_into(
                 cursor.line_no += 1
             cut = max(buf.rfind(b"\n", lo, end) + 1, lo)
             if cut > lo:
-                yield from _chunk_records(buf, lo, cut, kind, cursor, stats, prefilter)
+                yield from _chunk_records(buf, lo, cut, kind, cursor, stats, prefilter, wanted)
             filled = end - cut
             if filled > MAX_LINE_BYTES:
                 stats.bad_line(cursor.line_no + 1, f"line longer than {MAX_LINE_BYTES} bytes")
@@ -153,7 +160,8 @@ def _read_into(
     if filled and not cursor.skipping_long:
         # The last line had no newline: a file cut short, or simply unterminated.
         buf[filled] = 0x0A
-        yield from _chunk_records(buf, 0, filled + 1, kind, cursor, stats, prefilter)
+        yield from _chunk_records(buf, 0, filled + 1, kind, cursor, stats, prefilter,
+                                  wanted)
     view.release()
     _close_window(cursor, stats)
     if cursor.misaligned:
@@ -179,6 +187,7 @@ def _chunk_records(
     cursor: _Cursor,
     stats: ReadStats,
     prefilter: LiteralFilter,
+    wanted: LineWanted | None = None,
 ) -> Iterator[tuple[LogRecord, int]]:
     """Records of buf[lo:hi], whole lines each ending with a newline."""
     found = prefilter.scan(buf, lo, hi)
@@ -198,9 +207,12 @@ def _chunk_records(
         elif len(raw_line) > MAX_LINE_BYTES:
             stats.bad_line(base + 1, f"line longer than {MAX_LINE_BYTES} bytes")
         elif raw_line:
+            mask = masks.get(start, 0)
+            if wanted is not None and not wanted(raw_line, mask):
+                continue
             record = _parse_line(raw_line, base + 1, kind, cursor, stats)
             if record is not None:
-                yield record, masks.get(start, 0)
+                yield record, mask
     lines = base - cursor.line_no + buf.count(b"\n", counted_to, hi)
     stats.records += lines - len(found.headers)
     _remember_last(buf, lo, hi, header_set, cursor)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Self
 
 from exhunt.checks.base import Check, HuntContext
@@ -66,8 +67,11 @@ def _request_of(record: LogRecord) -> Request | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def is_shell_location(path: str) -> bool:
-    """A script page where Exchange has none of its own: where shells were planted."""
+    """A script page where Exchange has none of its own: where shells were planted.
+
+    Cached: a busy front end asks about the same few pages (logon, ECP) all day."""
     low = path.lower()
     if not low.endswith(_SCRIPT_EXT):
         return False

@@ -41,13 +41,15 @@ class Runs:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    pss_mb: list[float] = field(default_factory=list)  # shared pages counted once
 
     def line(self, name: str, size: int) -> str:
         med = statistics.median(self.wall)
         text = (f"{name:8}: median {med:6.2f} s (range {min(self.wall):.2f}-{max(self.wall):.2f}),"
                 f" cpu {statistics.median(self.cpu):6.2f} s, {size / med / 1e6:,.0f} MB/s")
         if self.rss_mb:
-            text += f", peak RSS of the process tree {max(self.rss_mb):,.0f} MB"
+            text += (f", peak RSS of the process tree {max(self.rss_mb):,.0f} MB "
+                     f"(PSS {max(self.pss_mb):,.0f} MB)")
         return text
 
 
@@ -155,7 +157,7 @@ def timed(cmd: list[str], runs: Runs, *, sample_rss: bool = False) -> str:
     before = os.times()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
     if sample_rss:
         threading.Thread(target=_sample, args=(proc.pid, peak, done), daemon=True).start()
@@ -170,26 +172,30 @@ def timed(cmd: list[str], runs: Runs, *, sample_rss: bool = False) -> str:
                     + (after.children_system - before.children_system))
     if sample_rss:
         runs.rss_mb.append(peak[0] / 1e6)
+        runs.pss_mb.append(peak[1] / 1e6)
     return out.decode("utf-8", "replace")
 
 
 def _sample(pid: int, peak: list[int], done: threading.Event) -> None:
-    """Peak of the summed resident sets of a process and all its descendants."""
+    """Peaks of the summed resident sets (RSS, and PSS where forked workers share pages) of a
+    process and all its descendants."""
     try:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
     while not done.is_set():
-        total = 0
+        rss = pss = 0
         try:
             for proc in [root, *root.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
-                except psutil.NoSuchProcess:
+                    info = proc.memory_full_info()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
+                rss += info.rss
+                pss += getattr(info, "pss", info.rss)
         except psutil.NoSuchProcess:
             return
-        peak[0] = max(peak[0], total)
+        peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
         time.sleep(0.02)
 
 

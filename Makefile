@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest venv clean
+.PHONY: demo test lint typecheck pytest venv clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	bash tests/services/run-with-services.sh $(BIN)/python -m pytest -q
+
+# Every benchmark with its peer, as BENCHMARKS.md reports them (long; peers installed first).
+bench: $(STAMP)
+	bash bench/run-all.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,29 +1,32 @@
-"""Benchmark: exhunt's event-log reader (Rust `evtx` inside) against python-evtx.
+"""Benchmark: exhunt's event-log reader against the Rust `evtx` parser it wraps (the ceiling),
+and against python-evtx (the pure-Python peer).
 
-One command: `.venv/bin/python bench/evtx/run.py` (options: --records, --peer-records,
---no-append, --quiet). It writes a mixed Application / MSExchange Management EVTX file with
-exhunt's lab writer, times exhunt's `read_events` over every record, times python-evtx
-(pure Python, ~500 rec/s, so on a smaller file written the same way), prints both rates and
-their ratio, and appends the result to BENCHMARKS.md.
+    .venv/bin/python bench/evtx/run.py [--records 200000 --runs 5] [--append]
+
+It writes a mixed Application / MSExchange Management / Security EVTX file with exhunt's lab
+writer, then times, alternated, over every record:
+- exhunt `read_events` (the Rust parser's JSON, mapped to exhunt's records, on one thread);
+- the bare Rust parser, `records_json()` on one thread and on every core, records only counted
+  (it skips everything exhunt does after parsing: field mapping, times, bounds);
+python-evtx (`record.xml()`, ~300 rec/s here) is timed once on a smaller file written the same
+way (--peer-records): it would take ten minutes on the whole file.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import Series, alternate, arguments, ratio_span, record, workdir
+
 from exhunt.lab.evtx_writer import EventSpec, write_evtx
 from exhunt.readers.base import ReadStats
 from exhunt.readers.events import read_events
 
-REPO = Path(__file__).resolve().parents[2]
 START = datetime(2021, 3, 1, tzinfo=UTC)
 
 
@@ -107,7 +110,7 @@ def mixed_events(n: int) -> Iterator[EventSpec]:
             )
 
 
-def time_exhunt(path: Path) -> tuple[int, float]:
+def time_exhunt(path: Path) -> float:
     stats = ReadStats(str(path))
     begin = time.perf_counter()
     with path.open("rb") as handle:
@@ -115,15 +118,17 @@ def time_exhunt(path: Path) -> tuple[int, float]:
     elapsed = time.perf_counter() - begin
     if stats.problems:
         raise SystemExit(f"exhunt reader reported problems: {stats.problems[:3]}")
-    return count, elapsed
+    COUNTS["exhunt"] = count
+    return elapsed
 
 
-def time_rust_only(path: Path) -> tuple[int, float]:
+def time_rust(path: Path, threads: int) -> float:
     from evtx import PyEvtxParser
 
     begin = time.perf_counter()
-    count = sum(1 for _ in PyEvtxParser(str(path), number_of_threads=1).records_json())
-    return count, time.perf_counter() - begin
+    count = sum(1 for _ in PyEvtxParser(str(path), number_of_threads=threads).records_json())
+    COUNTS[f"rust{threads}"] = count
+    return time.perf_counter() - begin
 
 
 def time_python_evtx(path: Path) -> tuple[int, float]:
@@ -132,74 +137,53 @@ def time_python_evtx(path: Path) -> tuple[int, float]:
     begin = time.perf_counter()
     count = 0
     with Evtx(str(path)) as log:
-        for record in log.records():
-            record.xml()
+        for record_ in log.records():
+            record_.xml()
             count += 1
     return count, time.perf_counter() - begin
 
 
+COUNTS: dict[str, int] = {}
+
+
+def rate(series: Series, records: int) -> str:
+    rates = sorted(records / s for s in series.values)
+    return (f"{records / series.median:>10,.0f} rec/s ({rates[0]:,.0f}-{rates[-1]:,.0f}); "
+            f"{series.span()}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--peer-records", type=int, default=3_000)
-    parser.add_argument("--no-append", action="store_true", help="do not write BENCHMARKS.md")
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-
-    def say(text: str) -> None:
-        if not args.quiet:
-            print(text, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="exhunt-bench-evtx-") as folder:
-        big = Path(folder) / "mixed.evtx"
-        small = Path(folder) / "mixed-small.evtx"
-        say(f"writing {args.records:,} records with exhunt.lab.evtx_writer ...")
+    with workdir("evtx", args.keep) as folder:
+        big, small = folder / "mixed.evtx", folder / "mixed-small.evtx"
         begin = time.perf_counter()
         write_evtx(big, mixed_events(args.records))
         write_s = time.perf_counter() - begin
         write_evtx(small, mixed_events(args.peer_records))
         size_mb = big.stat().st_size / 1e6
-        say(f"  {size_mb:.1f} MB in {write_s:.2f} s ({args.records / write_s:,.0f} rec/s)")
-
-        say("reading with exhunt read_events (Rust evtx + field mapping) ...")
-        n_ex, t_ex = time_exhunt(big)
-        say("reading with the Rust evtx parser alone (records_json, no mapping) ...")
-        n_rs, t_rs = time_rust_only(big)
-        say(f"reading {args.peer_records:,} records with python-evtx (record.xml()) ...")
+        series = alternate(args.runs, {
+            "exhunt": lambda: time_exhunt(big),
+            "rust1": lambda: time_rust(big, 1),
+            "rustN": lambda: time_rust(big, 0),
+        })
         n_py, t_py = time_python_evtx(small)
-
-    rate_ex, rate_rs, rate_py = n_ex / t_ex, n_rs / t_rs, n_py / t_py
-    lines = [
-        f"exhunt read_events : {n_ex:>9,} records in {t_ex:7.2f} s = {rate_ex:>11,.0f} rec/s",
-        f"evtx alone (Rust)  : {n_rs:>9,} records in {t_rs:7.2f} s = {rate_rs:>11,.0f} rec/s",
-        f"python-evtx (peer) : {n_py:>9,} records in {t_py:7.2f} s = {rate_py:>11,.0f} rec/s",
-        f"ratio exhunt / python-evtx = {rate_ex / rate_py:,.0f}x",
-        f"writer: {args.records:,} records, {size_mb:.1f} MB in {write_s:.2f} s "
-        f"= {args.records / write_s:,.0f} rec/s",
-    ]
-    print("\n".join(lines))
-    if args.no_append:
-        return
-    machine = (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores (shared), "
-        f"Python {platform.python_version()}"
-    )
-    command = ".venv/bin/python bench/evtx/run.py" + "".join(
-        f" {a}" for a in sys.argv[1:] if a != "--quiet"
-    )
-    section = (
-        f"\n## EVTX reading: exhunt read_events vs python-evtx\n\n"
-        f"- command: `{command}`\n"
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}\n"
-        f"- machine: {machine}\n"
-        f"- input: {args.records:,} mixed Application / MSExchange Management / Security "
-        f"records written by exhunt.lab.evtx_writer ({size_mb:.1f} MB); python-evtx timed on "
-        f"{args.peer_records:,} records of the same mix\n\n"
-        "```\n" + "\n".join(lines) + "\n```\n"
-    )
-    with (REPO / "BENCHMARKS.md").open("a", encoding="utf-8") as out:
-        out.write(section)
-    say("appended to BENCHMARKS.md")
+    if len(set(COUNTS.values())) != 1:
+        sys.exit(f"the readers disagree on the record count: {COUNTS}")
+    ex, one, every = series["exhunt"], series["rust1"], series["rustN"]
+    n = args.records
+    body = (f"{n:,} records ({size_mb:.1f} MB), {args.runs} alternated runs, median (min-max)\n"
+            f"exhunt read_events          : {rate(ex, n)}\n"
+            f"Rust evtx, 1 thread (bare)  : {rate(one, n)}\n"
+            f"Rust evtx, all cores (bare) : {rate(every, n)}\n"
+            f"python-evtx (peer)          : {n_py / t_py:>10,.0f} rec/s on {n_py:,} records\n"
+            f"exhunt / bare Rust, 1 thread: {ratio_span(one, ex)} of its rate\n"
+            f"exhunt / bare Rust, all     : {ratio_span(every, ex)} of its rate\n"
+            f"exhunt / python-evtx        : {n / ex.median / (n_py / t_py):,.0f}x\n"
+            f"writer: {n:,} records in {write_s:.2f} s = {n / write_s:,.0f} rec/s\n")
+    record(args, "EVTX reading: exhunt vs the bare Rust parser and python-evtx", body)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,31 @@
 """Hunting a fleet: serial vs local processes vs a Dask LocalCluster, in servers/minute.
 
-One command: `.venv/bin/python bench/fleet/run.py [--copies 200] [--size 300KB] [--workers 2]`
+    .venv/bin/python bench/fleet/run.py [--copies 8 --size 100MB --workers 2 --runs 3]
 
-The peer is the serial loop (one hunt after another in one process, as `exhunt hunt` did for
-several PATHs before hunt_many). The same 200 lab triage copies (a mix of every scenario, one
-attacker per seed) are hunted three ways; every way must give the same reports. Copies are
-built once into bench/out/fleet-<copies>x<size>/ and reused.
+The peer is the serial loop (one hunt after another in one process). The same lab triage
+copies (a mix of every scenario, of realistic size: 100 MB each by default) are hunted
+three ways, alternated: serial, the local process pool, and a Dask LocalCluster of WORKERS
+processes. The clusters (WORKERS and 1 worker, for the scaling) are started once, outside
+the timing, as a standing cluster would be. Every way must give the same reports. Copies are
+built in a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from contextlib import ExitStack
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import alternate, arguments, ratio_span, record, workdir
 
 from exhunt.hunt.fleet import fleet_summary, hunt_many
 from exhunt.hunt.fleet_dask import local_cluster
 from exhunt.lab.triage import Scenario, TriageSpec, build_triage
+from exhunt.lab.units import parse_size
 from exhunt.model import HuntReport
-
-ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "bench" / "out"
-
-
-def parse_size(text: str) -> int:
-    units = {"KB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000, "B": 1}
-    for unit, factor in units.items():
-        if text.upper().endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    return int(text)
 
 
 def build_one(folder: Path, seed: int, size: int) -> None:
@@ -43,65 +35,60 @@ def build_one(folder: Path, seed: int, size: int) -> None:
     build_triage(folder / f"server{seed:04d}", spec)
 
 
-def build_fleet(copies: int, size: int) -> list[str]:
-    folder = OUT / f"fleet-{copies}x{size}"
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = [str(folder / f"server{seed:04d}") for seed in range(copies)]
-    todo = [(seed, size) for seed in range(copies)
-            if not (folder / f"server{seed:04d}.truth.json").exists()]
-    for seed, _ in todo:
-        if (folder / f"server{seed:04d}").exists():
-            sys.exit(f"server{seed:04d} is half-built: remove {folder} and run again")
+def build_fleet(folder: Path, copies: int, size: int) -> list[str]:
     started = time.perf_counter()
+    seeds = list(range(copies))
     with ProcessPoolExecutor() as pool:
-        list(pool.map(build_one, [folder] * len(todo), *zip(*todo, strict=True)))
-    took = time.perf_counter() - started
+        list(pool.map(build_one, [folder] * copies, seeds, [size] * copies))
     total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    print(f"fleet: {copies} copies in {folder} ({total / 1e6:.1f} MB; ready in {took:.1f} s)")
-    return sources
-
-
-def timed(label: str, run: object) -> tuple[float, list[HuntReport]]:
-    started = time.perf_counter()
-    reports = run()  # type: ignore[operator]
-    took = time.perf_counter() - started
-    print(f"{label:<28}: {len(reports)} servers in {took:7.2f} s = "
-          f"{len(reports) / took * 60:8.0f} servers/min")
-    return took, reports
+    print(f"fleet: {copies} copies, {total / 1e6:,.0f} MB, built in "
+          f"{time.perf_counter() - started:.1f} s")
+    return [str(folder / f"server{seed:04d}") for seed in seeds]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--copies", type=int, default=200)
-    parser.add_argument("--size", default="300KB")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser = arguments(__doc__)
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--size", default="100MB")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.set_defaults(runs=3)
     args = parser.parse_args()
-    sources = build_fleet(args.copies, parse_size(args.size))
-    hunt_many(sources[:5], workers=1)  # warm the page cache and imports alike
-    serial_t, serial = timed("serial (peer)", lambda: hunt_many(sources, workers=1))
-    local_t, local = timed(f"local processes ({args.workers})",
-                           lambda: hunt_many(sources, workers=args.workers))
-    started = time.perf_counter()
-    with local_cluster(n_workers=args.workers) as address:
-        startup = time.perf_counter() - started
-        hunt_many(sources[:8], dask_address=address)  # workers load rules, as serial did
-        warm = time.perf_counter() - started - startup
-        print(f"{'Dask LocalCluster start':<28}: {startup:7.2f} s + {warm:.2f} s warm-up "
-              "(not counted below)")
-        dask_t, dask = timed(f"Dask LocalCluster ({args.workers} workers)",
-                             lambda: hunt_many(sources, dask_address=address))
-    same = ([r.to_json() for r in local] == [r.to_json() for r in serial]
-            == [r.to_json() for r in dask])
-    print(f"ratio local/serial servers/min = {serial_t / local_t:.2f}x")
-    print(f"ratio Dask/serial servers/min  = {serial_t / dask_t:.2f}x")
-    print(f"same reports all three ways: {same}")
-    summary = fleet_summary(serial)
-    print(f"verdicts: {summary['verdicts']}; waves: {summary['waves']}; "
-          f"clusters: {len(summary['clusters'])}")
-    print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.system()} "
-          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    if not same:
-        sys.exit("the three ways disagree")
+    reports: dict[str, list[HuntReport]] = {}
+    with workdir("fleet", args.keep) as work, ExitStack() as clusters:
+        sources = build_fleet(work, args.copies, parse_size(args.size))
+        started = time.perf_counter()
+        dask_n = clusters.enter_context(local_cluster(n_workers=args.workers))
+        dask_1 = clusters.enter_context(local_cluster(n_workers=1))
+        print(f"two LocalClusters up in {time.perf_counter() - started:.1f} s (not counted)")
+        hunt_many(sources[:1], workers=1)  # warm the page cache and this process's imports
+
+        def way(name: str, **kw: object) -> float:
+            started = time.perf_counter()
+            reports[name] = hunt_many(sources, **kw)  # type: ignore[arg-type]
+            return time.perf_counter() - started
+
+        series = alternate(args.runs, {
+            "serial": lambda: way("serial", workers=1),
+            "pool": lambda: way("pool", workers=args.workers),
+            "dask": lambda: way("dask", dask_address=dask_n),
+            "dask1": lambda: way("dask1", dask_address=dask_1)})
+    jsons = {name: [r.to_json() for r in got] for name, got in reports.items()}
+    if any(j != jsons["serial"] for j in jsons.values()):
+        sys.exit("the ways disagree on the reports")
+    n = args.copies
+    lines = [f"{n} copies of {args.size} each, {args.runs} alternated runs, median (min-max)"]
+    for name, label in (("serial", "serial loop (peer)"),
+                        ("pool", f"local processes ({args.workers})"),
+                        ("dask", f"Dask LocalCluster ({args.workers} workers)"),
+                        ("dask1", "Dask LocalCluster (1 worker)")):
+        s = series[name]
+        lines.append(f"{label:30}: {s.span()}, {n / s.median * 60:6.1f} servers/min")
+    lines += [f"pool / serial servers/min      : {ratio_span(series['serial'], series['pool'])}",
+              f"Dask / pool servers/min        : {ratio_span(series['pool'], series['dask'])}",
+              f"Dask 2 workers / 1 worker      : {ratio_span(series['dask1'], series['dask'])}"]
+    summary = fleet_summary(reports["serial"])
+    lines.append(f"same reports every way; verdicts {summary['verdicts']}")
+    record(args, "Fleet: serial vs process pool vs Dask", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def main() -> None:
     result = bot.process_message(report)
     seconds = time.perf_counter() - start
     events = result.get("_default", result.get("output", []))
+    shutil.rmtree(root, ignore_errors=True)
     print(json.dumps({"rows": rows, "events": len(events), "seconds": seconds,
                       "sample": events[0] if events else None}, default=str))
 

@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/ingest_vs_intelmq/run.py [--rows 50000]
 
-Set-up of the peer, once (IntelMQ is AGPL and pins its own dependencies, so it lives in its own
-venv): python3 -m venv /tmp/intelmq-venv && /tmp/intelmq-venv/bin/pip install intelmq
-(or point INTELMQ_PYTHON at another venv's python).
+Set-up of the peer, once: `bash bench/setup-peers.sh` (IntelMQ is AGPL and pins its own
+dependencies, so it lives in a venv of its own under ~/.cache/exhunt-bench; or point
+INTELMQ_PYTHON at another venv's python).
 
 Measured: (a) exhunt's readers alone (the column reader it uses, and the row reader it falls
 back to) vs IntelMQ's parser alone (like for like: CSV rows to normalised events in memory),
@@ -17,7 +17,9 @@ shown: how many evidence-run rows the store holds for the sightings taken in.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 from shared import intelmq_parse, lab_days  # beside this script
@@ -35,6 +37,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     args = parser.parse_args()
     work, csv_path, next_day = lab_days(args.rows, "exhunt-bench-ingest-")
+    try:
+        measure(work, csv_path, next_day)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, csv_path: Path, next_day: Path) -> None:
     data = csv_path.read_bytes()
 
     start = time.perf_counter()

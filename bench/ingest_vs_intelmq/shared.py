@@ -24,11 +24,18 @@ def lab_days(rows: int, prefix: str) -> tuple[Path, Path, Path]:
     return work, first, second
 
 
+def intelmq_venv() -> Path:
+    """Where bench/setup-peers.sh puts IntelMQ's own venv (outside the repository)."""
+    cache = os.environ.get("EXHUNT_BENCH_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "exhunt-bench")
+    return Path(cache) / "intelmq-venv"
+
+
 def intelmq_parse(csv_path: Path) -> dict[str, Any]:
     """IntelMQ's Shadowserver parser on the file: rows, events, errors, seconds."""
-    peer = os.environ.get("INTELMQ_PYTHON", "/tmp/intelmq-venv/bin/python")
+    peer = os.environ.get("INTELMQ_PYTHON") or str(intelmq_venv() / "bin" / "python")
     if not Path(peer).exists():
-        sys.exit(f"IntelMQ venv not found at {peer}; see run.py's docstring")
+        sys.exit(f"IntelMQ venv not found at {peer}: run `bash bench/setup-peers.sh` first")
     out = subprocess.run([peer, str(HERE / "intelmq_side.py"), str(csv_path)],
                          capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

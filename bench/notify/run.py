@@ -1,27 +1,30 @@
 """Cases to notices into a loopback SMTP sink: exhunt's outbox (render + commit, then the
-exactly-once send protocol with two commits per message) vs a bare smtplib loop sending the
-same pre-rendered messages over one connection with no bookkeeping at all.
+exactly-once send protocol, with the handover journal `exhunt notify` uses) vs a bare smtplib
+loop sending the same pre-rendered messages over one connection with no bookkeeping at all.
 
-    .venv/bin/python bench/notify/run.py [--cases 100000] [--db URL]
+    .venv/bin/python bench/notify/run.py [--cases 100000 --runs 3] [--db URL] [--append]
 
-The sink is aiosmtpd's discarding handler in its own process on 127.0.0.1.
+The sink is aiosmtpd's discarding handler in its own process on 127.0.0.1. Rounds alternate
+the two senders; before each exhunt round the outbox is set back to pending (untimed).
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import smtplib
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import alternate, arguments, ratio_span, record, workdir
+
 from exhunt.cases.contacts import import_contacts
+from exhunt.cases.handover import HandoverJournal
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
 from exhunt.store.db import Store
@@ -50,48 +53,74 @@ def constituency(work: Path, count: int) -> tuple[Path, Path]:
     return contacts, feed
 
 
+class Senders:
+    def __init__(self, store: Store, port: int, journal: Path) -> None:
+        self.store, self.port, self.journal = store, port, journal
+        with store.session() as session:
+            # smtplib sends bytes as given: line ends made CRLF here, outside the timing
+            self.messages = [(r, re.sub(rb"\r?\n", b"\r\n", b)) for r, b in
+                             session.execute(sa.select(Message.recipient, Message.body))]
+        self.sent: list[int] = []
+
+    def exhunt(self) -> float:
+        with self.store.transaction() as session:
+            session.execute(sa.update(Message).values(status="pending", claimed_at=None,
+                                                      claimed_by=None, sent_at=None))
+        self.journal.unlink(missing_ok=True)
+        handover = HandoverJournal(self.journal)
+        start = time.perf_counter()
+        sent = Sender(self.store, SmtpTarget("127.0.0.1", self.port), SENDER,
+                      journal=handover).run().sent
+        elapsed = time.perf_counter() - start
+        handover.close()
+        self.sent.append(sent)
+        return elapsed
+
+    def bare(self) -> float:
+        start = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", self.port) as smtp:
+            for recipient, body in self.messages:
+                smtp.sendmail(SENDER, [recipient], body)
+        return time.perf_counter() - start
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arguments(__doc__)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--db", default=None)
+    parser.set_defaults(runs=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="exhunt-bench-notify-"))
-    store = Store(args.db or f"sqlite:///{work / 'bench.db'}")
-    contacts, feed = constituency(work, args.cases)
-    start = time.perf_counter()
-    import_contacts(store, contacts)
-    Ingestor(store).ingest(feed)
-    print(f"set-up (contacts + ingest of {args.cases} cases): {time.perf_counter() - start:.1f} s")
-
-    port = free_port()
-    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                             "-c", "aiosmtpd.handlers.Sink"])
-    try:
-        time.sleep(1.5)
+    with workdir("notify", args.keep) as work:
+        store = Store(args.db or f"sqlite:///{work / 'bench.db'}")
+        contacts, feed = constituency(work, args.cases)
         start = time.perf_counter()
-        queued = plan_round(store, Renderer(SENDER)).queued
-        plan_s = time.perf_counter() - start
-        start = time.perf_counter()
-        sent = Sender(store, SmtpTarget("127.0.0.1", port), SENDER).run().sent
-        send_s = time.perf_counter() - start
-        with store.session() as s:
-            # smtplib sends bytes as given: line ends made CRLF here, outside the timing
-            messages = [(r, re.sub(rb"\r?\n", b"\r\n", b)) for r, b in
-                        s.execute(sa.select(Message.recipient, Message.body))]
-        start = time.perf_counter()
-        with smtplib.SMTP("127.0.0.1", port) as smtp:
-            for recipient, body in messages:
-                smtp.sendmail(SENDER, [recipient], body)
-        bare_s = time.perf_counter() - start
-    finally:
-        sink.terminate()
-        sink.wait()
-    print(f"rendered and committed {queued} notices: {plan_s:.1f} s ({queued / plan_s:.0f}/s)")
-    print(f"exhunt outbox send:  {sent} in {send_s:.1f} s ({sent / send_s:.0f} messages/s)")
-    print(f"bare smtplib loop:   {len(messages)} in {bare_s:.1f} s "
-          f"({len(messages) / bare_s:.0f} messages/s)")
-    print(f"end to end (render + exactly-once send): {queued / (plan_s + send_s):.0f} messages/s")
-    print(f"ratio outbox send / bare loop: {(sent / send_s) / (len(messages) / bare_s):.2f}x")
+        import_contacts(store, contacts)
+        Ingestor(store).ingest(feed)
+        setup_s = time.perf_counter() - start
+        port = free_port()
+        sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
+                                 f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"])
+        try:
+            time.sleep(1.5)
+            start = time.perf_counter()
+            queued = plan_round(store, Renderer(SENDER)).queued
+            plan_s = time.perf_counter() - start
+            senders = Senders(store, port, work / "outbox.journal")
+            series = alternate(args.runs, {"exhunt": senders.exhunt, "bare": senders.bare})
+        finally:
+            sink.terminate()
+            sink.wait()
+            store.close()
+    if set(senders.sent) != {queued}:
+        sys.exit(f"exhunt sent {senders.sent} of {queued} notices")
+    ex, bare = series["exhunt"], series["bare"]
+    body = (f"{args.cases:,} cases (contacts + ingest {setup_s:.1f} s); rendered and committed "
+            f"{queued:,} notices in {plan_s:.1f} s ({queued / plan_s:,.0f}/s)\n"
+            f"{args.runs} alternated rounds, median (min-max)\n"
+            f"exhunt outbox, exactly-once: {ex.span()}, {queued / ex.median:,.0f} messages/s\n"
+            f"bare smtplib loop          : {bare.span()}, {queued / bare.median:,.0f} messages/s\n"
+            f"exhunt rate / bare rate    : {ratio_span(bare, ex)}\n")
+    record(args, "Notify: exactly-once outbox vs a bare smtplib loop", body)
 
 
 if __name__ == "__main__":

@@ -1,54 +1,43 @@
-"""Benchmark: `exhunt scan` against nmap's http-headers script over the same lab hosts.
+"""Benchmark: `exhunt scan` against tuned nmap and against the physical limit, same hosts.
 
-    .venv/bin/python bench/scan_vs_nmap/run.py [--hosts 2000] [--append]
+    .venv/bin/python bench/scan_vs_nmap/run.py [--hosts 2000 --header-hosts 400 --runs 5]
 
-Starts a lab fleet of HOSTS simulated OWA front ends, one per loopback address
-(127.20.x.y), all on one port (443 with TLS when it can be bound, else a high HTTP port),
-in the exposure modes header / logon page / export tool / not Exchange. Then runs, one after
-the other, over the same host list:
+Two lab fleets of simulated OWA front ends, one per loopback address (127.20.x.y), on one
+port (443 with TLS when it can be bound, else a high HTTP port):
+- "header": HEADER-HOSTS hosts that all show their build in X-OWA-Version (one request each
+  is enough: the test of exhunt's own overhead);
+- "lab": HOSTS hosts in the exposure modes header / logon page / export tool / not Exchange.
 
-- exhunt:  the scan CLI in a subprocess (default options), JSONL to a file;
-- nmap:    nmap -n -Pn -p PORT --script http-headers --script-args http-headers.path=/owa/
-           -oX FILE -iL hosts.txt   (Debian's nmap; `apt-get install -y nmap` if missing).
-
-It reports hosts/s of each, the ratio, builds read correctly (against what each lab host
-really shows), and the scanner's peak RSS. With --append it adds a section to BENCHMARKS.md.
-Only loopback is ever contacted.
+Over each, alternated, every tool timed as a whole process:
+- exhunt: `exhunt scan @hosts -p PORT --quiet -o out.jsonl` (defaults, 256 endpoints in flight);
+- nmap at its best: `nmap -n -Pn -p PORT --script http-headers --script-args
+  http-headers.path=/owa/ --max-parallelism 1024 --min-hostgroup 512` (Debian's nmap). It
+  reads headers only: it skips the logon page and the export tool, so it cannot know the
+  build of logon or export-tool hosts, and it judges nothing;
+- the limit: bench/scan_vs_nmap/bare_client.py, one `GET /owa/` per host over asyncio
+  streams, 256 in flight, headers only, nothing else.
+Builds read right are checked against what each host shows; requests per host are counted
+on the fleet's side. Only loopback is ever contacted. Peers: `bash bench/setup-peers.sh`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import platform
 import re
-import resource
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import Series, alternate, arguments, need, ratio_span, record, run_command, workdir
 
 from exhunt.lab.fleet import WELL_BEHAVED, Fleet, FleetHost
 
-ROOT = Path(__file__).resolve().parents[2]
-
-DRIVER = (
-    "import sys, typer\n"
-    "from exhunt.scan.cli import register\n"
-    "app = typer.Typer(); lab = typer.Typer(); app.add_typer(lab, name='lab')\n"
-    "register(app, lab)\n"
-    "sys.argv[0] = 'exhunt'\n"
-    "app()\n"
-)
+HERE = Path(__file__).resolve().parent
 
 
 def pick_port(first: str) -> tuple[int, str]:
@@ -86,56 +75,6 @@ class FleetThread:
         self.thread.join(60)
 
 
-def run_exhunt(
-    hosts: list[FleetHost], port: int, work: Path
-) -> tuple[float, dict[str, dict[str, object]], int]:
-    targets = work / "targets.txt"
-    targets.write_text("".join(f"{h.host}\n" for h in hosts))
-    out = work / "exhunt.jsonl"
-    cmd = [sys.executable, "-c", DRIVER, "scan", f"@{targets}", "-p", str(port), "-o", str(out),
-           "--quiet", "--concurrency", "256", "--timeout", "30", "--read-timeout", "20"]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"exhunt scan failed: {proc.stderr[-2000:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    results = {}
-    for line in out.read_text().splitlines():
-        rec = json.loads(line)
-        results[rec["target"]] = rec
-    return elapsed, results, peak_kb
-
-
-def run_nmap(hosts: list[FleetHost], port: int, work: Path) -> tuple[float, dict[str, str | None]]:
-    nmap = shutil.which("nmap")
-    if nmap is None:
-        raise SystemExit("nmap is not installed: run `apt-get install -y nmap` (Debian) first")
-    targets = work / "nmap-targets.txt"
-    targets.write_text("".join(f"{h.host}\n" for h in hosts))
-    xml_out = work / "nmap.xml"
-    cmd = [nmap, "-n", "-Pn", "-p", str(port), "--script", "http-headers",
-           "--script-args", "http-headers.path=/owa/", "-oX", str(xml_out), "-iL", str(targets)]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"nmap failed: {proc.stderr[-2000:]}")
-    found: dict[str, str | None] = {}
-    header = re.compile(r"x-owa-version:\s*([\d.]+)", re.IGNORECASE)
-    for host in ET.parse(xml_out).getroot().iter("host"):
-        addr = host.find("address")
-        if addr is None:
-            continue
-        build = None
-        for script in host.iter("script"):
-            m = header.search(script.get("output", ""))
-            if m:
-                build = m.group(1)
-        found[addr.get("addr", "")] = build
-    return elapsed, found
-
-
 def score_exhunt(hosts: list[FleetHost], results: dict[str, dict[str, object]]) -> Counter[str]:
     c: Counter[str] = Counter()
     for h in hosts:
@@ -157,62 +96,116 @@ def score_nmap(hosts: list[FleetHost], found: dict[str, str | None]) -> Counter[
     return c
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--hosts", type=int, default=2000)
-    ap.add_argument("--append", action="store_true", help="append the result to BENCHMARKS.md")
-    args = ap.parse_args()
+def parse_nmap(xml_out: Path) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    header = re.compile(r"x-owa-version:\s*([\d.]+)", re.IGNORECASE)
+    for host in ET.parse(xml_out).getroot().iter("host"):
+        addr = host.find("address")
+        if addr is None:
+            continue
+        build = None
+        for script in host.iter("script"):
+            m = header.search(script.get("output", ""))
+            if m:
+                build = m.group(1)
+        found[addr.get("addr", "")] = build
+    return found
 
+
+def parse_exhunt(out: Path) -> dict[str, dict[str, object]]:
+    results = {}
+    for line in out.read_text().splitlines():
+        rec = json.loads(line)
+        results[rec["target"]] = rec
+    return results
+
+
+def parse_bare(text: str) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for line in text.splitlines():
+        target, _, build = line.partition(" ")
+        found[target.rsplit(":", 1)[0]] = None if build == "-" else build
+    return found
+
+
+class Scenario:
+    """One fleet, the three commands over it, and what each got right."""
+
+    def __init__(self, name: str, fleet: Fleet, hosts: list[FleetHost], port: int, work: Path):
+        self.name, self.fleet, self.hosts, self.port = name, fleet, hosts, port
+        self.work = work / name
+        self.work.mkdir()
+        (self.work / "hosts.txt").write_text("".join(f"{h.host}\n" for h in hosts))
+        (self.work / "bare.txt").write_text(
+            "".join(f"{h.host}:{h.port}:{h.scheme}\n" for h in hosts))
+        self.right: dict[str, Counter[str]] = {}
+        self.requests: dict[str, float] = {}
+        self.rss: dict[str, Series] = {}
+
+    def _run(self, tool: str, cmd: list[str], judge: object) -> float:
+        before = sum(self.fleet.hits.values())
+        done = run_command(cmd)
+        self.requests[tool] = (sum(self.fleet.hits.values()) - before) / len(self.hosts)
+        self.right[tool] = judge(done)  # type: ignore[operator]
+        self.rss.setdefault(tool, Series(tool)).values.append(done.peak_rss_mb)
+        return done.seconds
+
+    def exhunt(self) -> float:
+        out = self.work / "exhunt.jsonl"
+        out.unlink(missing_ok=True)  # the scan resumes an existing file
+        cmd = [sys.executable, "-m", "exhunt.cli", "scan", f"@{self.work / 'hosts.txt'}",
+               "-p", str(self.port), "-o", str(out), "--quiet"]
+        return self._run("exhunt", cmd, lambda _: score_exhunt(self.hosts, parse_exhunt(out)))
+
+    def nmap(self) -> float:
+        xml_out = self.work / "nmap.xml"
+        cmd = [need("nmap"), "-n", "-Pn", "-p", str(self.port), "--script", "http-headers",
+               "--script-args", "http-headers.path=/owa/", "--max-parallelism", "1024",
+               "--min-hostgroup", "512", "-oX", str(xml_out), "-iL", str(self.work / "hosts.txt")]
+        return self._run("nmap", cmd, lambda _: score_nmap(self.hosts, parse_nmap(xml_out)))
+
+    def bare(self) -> float:
+        cmd = [sys.executable, str(HERE / "bare_client.py"), str(self.work / "bare.txt"), "256"]
+        return self._run("bare", cmd, lambda done: score_nmap(self.hosts, parse_bare(done.stdout)))
+
+
+def measure(scenario: Scenario, runs: int) -> str:
+    series = alternate(runs, {"exhunt": scenario.exhunt, "nmap": scenario.nmap,
+                              "bare": scenario.bare})
+    n = len(scenario.hosts)
+    lines = [f"{scenario.name}: {n} hosts, modes {dict(Counter(h.mode for h in scenario.hosts))}"]
+    for tool, label in (("exhunt", "exhunt scan"), ("nmap", "nmap, tuned"),
+                        ("bare", "bare asyncio client (limit)")):
+        s = series[tool]
+        lines.append(f"  {label:28}: {s.span()}, {n / s.median:7.0f} hosts/s, builds right "
+                     f"{scenario.right[tool]['right']}/{n}, {scenario.requests[tool]:.2f} "
+                     f"requests/host, peak RSS {scenario.rss[tool].median:.0f} MB")
+    lines.append(f"  exhunt time / bare client time : {ratio_span(series['exhunt'], series['bare'])}")
+    lines.append(f"  exhunt time / nmap time        : {ratio_span(series['exhunt'], series['nmap'])}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--hosts", type=int, default=2000)
+    parser.add_argument("--header-hosts", type=int, default=400)
+    args = parser.parse_args()
+    need("nmap")
     first = "127.20.0.1"
     port, scheme = pick_port(first)
-    fleet = Fleet(
-        args.hosts, modes=WELL_BEHAVED, per_address=1, first_address=first,
-        https_share=1.0 if scheme == "https" else 0.0, port=port, seed=11,
-    )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="exhunt-bench-") as tmp, FleetThread(fleet) as hosts:
-        work = Path(tmp)
-        print(
-            f"fleet: {len(hosts)} hosts on port {port} ({scheme}), modes {', '.join(WELL_BEHAVED)}"
-        )
-        ex_time, ex_results, ex_rss = run_exhunt(hosts, port, work)
-        ex_score = score_exhunt(hosts, ex_results)
-        print(f"exhunt: {ex_time:.1f} s, {len(hosts) / ex_time:.1f} hosts/s, "
-              f"builds right {ex_score['right']}/{len(hosts)}, peak RSS {ex_rss / 1024:.0f} MiB")  # fmt: skip
-        nm_time, nm_found = run_nmap(hosts, port, work)
-        nm_score = score_nmap(hosts, nm_found)
-        print(f"nmap:   {nm_time:.1f} s, {len(hosts) / nm_time:.1f} hosts/s, "
-              f"builds right {nm_score['right']}/{len(hosts)}")  # fmt: skip
-        header_hosts = sum(1 for h in hosts if h.mode == "header")
-        ratio = nm_time / ex_time
-        print(f"ratio (exhunt hosts/s / nmap hosts/s): {ratio:.1f}x")
-        modes = Counter(h.mode for h in hosts)
-    if args.append:
-        nmap_ver = subprocess.run(["nmap", "--version"], capture_output=True, text=True).stdout
-        nmap_ver = nmap_ver.splitlines()[0] if nmap_ver else "nmap"
-        section = f"""
-## scan_vs_nmap — `exhunt scan` vs nmap http-headers ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)
-
-Command: `.venv/bin/python bench/scan_vs_nmap/run.py --hosts {args.hosts} --append`
-
-- Lab fleet: {len(hosts)} simulated OWA hosts, one per loopback address (127.20.x.y), port {port}
-  ({scheme}); modes {dict(modes)}.
-- Peer: `{nmap_ver}`: `nmap -n -Pn -p {port} --script http-headers --script-args
-  http-headers.path=/owa/ -iL hosts.txt -oX` (default timing).
-- exhunt: `exhunt scan @hosts.txt -p {port} --concurrency 256 --quiet -o out.jsonl` (subprocess).
-
-| tool | wall s | hosts/s | builds right | peak RSS |
-|---|---|---|---|---|
-| exhunt scan | {ex_time:.1f} | {len(hosts) / ex_time:.1f} | {ex_score["right"]}/{len(hosts)} | {ex_rss / 1024:.0f} MiB |
-| nmap http-headers | {nm_time:.1f} | {len(hosts) / nm_time:.1f} | {nm_score["right"]}/{len(hosts)} (header mode only: {header_hosts} hosts can be read by it) | — |
-
-Ratio: **{ratio:.1f}x** nmap's hosts/s. "Builds right" = the reported build equals what the
-host shows (4-part from header/export tool, CU from the logon page, none for not-Exchange).
-Machine: {platform.machine()}, {os.cpu_count()} cores shared with other agents, fleet served
-from the same process as the benchmark driver (both tools face the same server load).
-"""
-        with (ROOT / "BENCHMARKS.md").open("a", encoding="utf-8") as fh:
-            fh.write(section)
-        print("appended to BENCHMARKS.md")
+    https = 1.0 if scheme == "https" else 0.0
+    fleets = {
+        "header": Fleet(args.header_hosts, modes=("header",), per_address=1, first_address=first,
+                        https_share=https, port=port, seed=7),
+        "lab": Fleet(args.hosts, modes=WELL_BEHAVED, per_address=1, first_address="127.21.0.1",
+                     https_share=https, port=port, seed=11),
+    }
+    sections = [f"port {port} ({scheme}); {args.runs} alternated runs; median (min-max)"]
+    with workdir("scan", args.keep) as work:
+        for name, fleet in fleets.items():
+            with FleetThread(fleet) as hosts:
+                sections.append(measure(Scenario(name, fleet, hosts, port, work), args.runs))
+    record(args, "Scan: exhunt vs tuned nmap vs a bare asyncio client", "\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -1,32 +1,31 @@
 """Benchmark: exhunt's web-root scan vs the `yara` command-line tool, same rules, same files.
 
 Generates a triage copy with a few thousand web files (mostly benign pages, scripts and
-styles, some web shells), then times:
-  - exhunt: `hunt()` over the copy (walk, hash every file, YARA-X on a bounded prefix, checks),
-    default settings, and forced onto 2 worker processes;
-  - peer:   `yara -r -p 2 -w <exhunt's rule file> <web folders>` (Debian package `yara`).
-Prints files/s for each and the ratio; checks both flag the same files.
+styles, some web shells), then times, alternated, each tool the same two ways:
+  - as a whole process: `exhunt hunt COPY --format json --quiet` (walk, hash every file with
+    sha256, YARA-X on a bounded prefix, web-shell scoring, every check, the report) against
+    `yara -r -w -p 2 RULES COPY` (Debian's yara, rules compiled at start-up);
+  - warm: exhunt's `hunt()` inside this already-started process against `yara -C` with the
+    rules compiled beforehand by `yarac` (start-up and compilation left out of both).
+yara only matches: it neither hashes, scores, reads the logs nor writes a report.
+Checks both flag the same shells.
 
-    .venv/bin/python bench/webshell_scan/run.py [--files 4000] [--keep DIR]
+    .venv/bin/python bench/webshell_scan/run.py [--files 4000 --runs 5] [--append]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import json
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from exhunt.collect import ArtifactKind, open_collection
-from exhunt.hunt import engine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import alternate, arguments, need, ratio_span, record, run_command, workdir
+
 from exhunt.hunt.engine import hunt
-from exhunt.hunt.files import FileStageSettings, builtin_rule_sources, knowledge, scan_file
-from exhunt.readers.base import ReadStats
+from exhunt.hunt.files import builtin_rule_sources
 
 EXCHANGE = "C/Program Files/Microsoft/Exchange Server/V15"
 FOLDERS = [f"{EXCHANGE}/FrontEnd/HttpProxy/owa/auth/15.1.2176/scripts",
@@ -88,89 +87,81 @@ def generate(root: Path, count: int, seed: int = 7) -> set[str]:
     return shells
 
 
-def run_exhunt(root: Path, force_parallel: bool) -> tuple[float, set[str], int]:
-    saved = engine.PARALLEL_MIN_BYTES
-    if force_parallel:
-        engine.PARALLEL_MIN_BYTES = 0
-    try:
-        start = time.perf_counter()
-        report = hunt(str(root), workers=2)
-        elapsed = time.perf_counter() - start
-    finally:
-        engine.PARALLEL_MIN_BYTES = saved
-    # Files any rule matched (family or heuristic), as the finding's reasons list them.
-    flagged = {f.artifact for f in report.findings if f.check == "webshell.file"
-               and ("rule " in f.evidence or "traits:" in f.evidence)}
-    return elapsed, flagged, report.coverage["file"].files
+def flagged_by_exhunt(findings: list[dict[str, str]]) -> set[str]:
+    """Files any rule or trait flagged, as the web-shell finding's evidence names them."""
+    return {f["artifact"] for f in findings if f["check"] == "webshell.file"
+            and ("rule " in f["evidence"] or "traits:" in f["evidence"])}
 
 
-def run_file_stage_only(root: Path) -> float:
-    """The file stage alone (hash + rules + header + names), serial, no walk, no checks."""
-    settings = FileStageSettings()
-    knowledge(settings)
-    with open_collection(str(root)) as collection:
-        artifacts = [a for a in collection.artifacts()
-                     if a.kind in (ArtifactKind.WEB_FILE, ArtifactKind.OTHER_FILE)]
-        start = time.perf_counter()
-        for artifact in artifacts:
-            scan_file(collection, artifact, settings, ReadStats(artifact.path))
-        return time.perf_counter() - start
-
-
-def run_yara(root: Path, rules: Path) -> tuple[float, set[str]]:
-    targets = [str(root / "C")]
-    start = time.perf_counter()
-    out = subprocess.run(["yara", "-r", "-w", "-p", "2", str(rules), *targets],
-                         capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if out.returncode not in (0, 1):
-        sys.exit(f"yara failed: {out.stderr.strip()}")
+def flagged_by_yara(stdout: str, root: Path) -> set[str]:
     flagged = {str(Path(line.split(" ", 1)[1]).relative_to(root))
-               for line in out.stdout.splitlines() if " " in line}
-    flagged = {f for f in flagged if not f.endswith(".LOG")}
-    return elapsed, flagged
+               for line in stdout.splitlines() if " " in line}
+    return {f for f in flagged if not f.endswith(".LOG")}
+
+
+class Tools:
+    def __init__(self, root: Path, rules: Path, compiled: Path) -> None:
+        self.root, self.rules, self.compiled = root, rules, compiled
+        self.flagged: dict[str, set[str]] = {}
+
+    def exhunt_process(self) -> float:
+        done = run_command([sys.executable, "-m", "exhunt.cli", "hunt", str(self.root),
+                            "--format", "json", "--quiet"])
+        self.flagged["exhunt process"] = flagged_by_exhunt(json.loads(done.stdout)["findings"])
+        return done.seconds
+
+    def exhunt_warm(self) -> float:
+        start = time.perf_counter()
+        report = hunt(str(self.root), workers=2)
+        elapsed = time.perf_counter() - start
+        self.flagged["exhunt warm"] = {
+            f.artifact for f in report.findings if f.check == "webshell.file"
+            and ("rule " in f.evidence or "traits:" in f.evidence)}
+        return elapsed
+
+    def yara_process(self) -> float:
+        done = run_command([need("yara"), "-r", "-w", "-p", "2", str(self.rules),
+                            str(self.root / "C")], ok=(0, 1))
+        self.flagged["yara process"] = flagged_by_yara(done.stdout, self.root)
+        return done.seconds
+
+    def yara_compiled(self) -> float:
+        done = run_command([need("yara"), "-C", "-r", "-w", "-p", "2", str(self.compiled),
+                            str(self.root / "C")], ok=(0, 1))
+        self.flagged["yara compiled"] = flagged_by_yara(done.stdout, self.root)
+        return done.seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arguments(__doc__)
     parser.add_argument("--files", type=int, default=4000)
-    parser.add_argument("--keep", type=Path)
     args = parser.parse_args()
-    if shutil.which("yara") is None:
-        sys.exit("the peer is missing: apt-get install -y yara")
-    work = Path(tempfile.mkdtemp(prefix="exhunt-bench-"))
-    try:
+    need("yara")
+    with workdir("webshell", args.keep) as work:
         root = work / "copy"
         shells = generate(root, args.files)
         rules = work / "rules.yar"
         rules.write_text("\n".join(text for _, text in builtin_rule_sources()))
+        compiled = work / "rules.yarc"
+        run_command([need("yarac"), "-w", str(rules), str(compiled)])
         total_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-        run_yara(root, rules)  # warm the page cache for both
-        results = []
-        for _ in range(3):
-            t_x, flagged_x, files = run_exhunt(root, force_parallel=False)
-            t_xp, flagged_xp, _ = run_exhunt(root, force_parallel=True)
-            t_y, flagged_y = run_yara(root, rules)
-            t_f = run_file_stage_only(root)
-            results.append((t_x, t_xp, t_y, t_f))
-        t_x, t_xp, t_y, t_f = (min(r[i] for r in results) for i in range(4))
-        print(f"{files} files, {total_bytes / 1e6:.1f} MB, {len(shells)} shells planted")
-        print(f"exhunt hunt (default):      {t_x:7.3f} s  {files / t_x:8.0f} files/s")
-        print(f"exhunt hunt (2 processes):  {t_xp:7.3f} s  {files / t_xp:8.0f} files/s")
-        print(f"exhunt file stage only:     {t_f:7.3f} s  {files / t_f:8.0f} files/s "
-              "(1 process)")
-        print(f"yara -r -p 2 (4.2, CLI):    {t_y:7.3f} s  {files / t_y:8.0f} files/s")
-        print(f"ratio exhunt/yara files/s: default {t_y / t_x:.2f}, 2 processes {t_y / t_xp:.2f}")
-        print(f"shells flagged: exhunt {len(flagged_x & shells)}/{len(shells)}, yara "
-              f"{len(flagged_y & shells)}/{len(shells)}; other files flagged: exhunt "
-              f"{len(flagged_x - shells)}, yara {len(flagged_y - shells)}; same set: "
-              f"{flagged_x == flagged_y == flagged_xp}")
-        print(f"machine: {os.cpu_count()} cores (shared); exhunt also hashes every file "
-              "(sha256) and runs its checks; yara only matches")
-    finally:
-        if args.keep:
-            shutil.copytree(work, args.keep, dirs_exist_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
+        tools = Tools(root, rules, compiled)
+        tools.yara_process()  # warm the page cache for all
+        series = alternate(args.runs, {
+            "exhunt process": tools.exhunt_process, "yara process": tools.yara_process,
+            "exhunt warm": tools.exhunt_warm, "yara compiled": tools.yara_compiled})
+    n = args.files
+    lines = [f"{n} files, {total_bytes / 1e6:.1f} MB, {len(shells)} shells planted; "
+             f"{args.runs} alternated runs, median (min-max)"]
+    for name, s in series.items():
+        lines.append(f"{name:15}: {s.span()}, {n / s.median:7.0f} files/s, shells flagged "
+                     f"{len(tools.flagged[name] & shells)}/{len(shells)}, other files "
+                     f"{len(tools.flagged[name] - shells)}")
+    lines.append("exhunt / yara files/s, whole processes: "
+                 f"{ratio_span(series['yara process'], series['exhunt process'])}")
+    lines.append("exhunt / yara files/s, warm           : "
+                 f"{ratio_span(series['yara compiled'], series['exhunt warm'])}")
+    record(args, "Web-shell scan: exhunt vs yara, each whole and warm", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -180,26 +181,40 @@ def _hunt_demo(out: Path) -> None:
     console.print(f"\nThe same report as one HTML file: {html}")
 
 
-def _register_parts() -> None:
-    """Each part adds its own commands; their heavy imports wait until a command runs."""
-    from exhunt.cases.cli import register as case_commands
-    from exhunt.collect.cli import register as collect_commands
-    from exhunt.hunt.baseline_cli import register as baseline_commands
-    from exhunt.lab.cli import register as lab_commands
-    from exhunt.scan.cli import register as scan_commands
-    from exhunt.web.cli import register as web_commands
+# The part that registers each top-level command. A run loads only the part its command
+# needs (`exhunt scan` does not wait for the coordinator's database layer); help, `lab` and
+# anything unknown load every part.
+_PART_OF = {
+    "artifacts": "exhunt.collect.cli",
+    "baseline": "exhunt.hunt.baseline_cli",
+    "builds": "exhunt.scan.cli",
+    "scan": "exhunt.scan.cli",
+    "ingest": "exhunt.cases.cli",
+    "contacts": "exhunt.cases.cli",
+    "cases": "exhunt.cases.cli",
+    "rejects": "exhunt.cases.cli",
+    "notify": "exhunt.cases.cli",
+    "stats": "exhunt.cases.cli",
+    "serve": "exhunt.web.cli",
+    "users": "exhunt.web.cli",
+}
+_ALL_PARTS = ("exhunt.collect.cli", "exhunt.lab.cli", "exhunt.hunt.baseline_cli",
+              "exhunt.scan.cli", "exhunt.cases.cli", "exhunt.web.cli")
 
-    for register in (collect_commands, lab_commands, baseline_commands, scan_commands,
-                     case_commands, web_commands):
-        register(app, lab)
+
+def _register_parts(command: str | None) -> None:
+    """Each part adds its own commands; their heavy imports wait until a command runs."""
+    if command in ("hunt", "demo"):
+        return
+    part = _PART_OF.get(command or "")
+    for name in (part,) if part else _ALL_PARTS:
+        importlib.import_module(name).register(app, lab)
 
 
 def main() -> None:
-    # The hunt is often one command in a loop over many copies: it does not wait for the
-    # coordinator's database layer or the scanner's HTTP stack to import.
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    if command != "hunt":
-        _register_parts()
+    wants_help = any(arg in ("--help", "-h") for arg in sys.argv[1:2])
+    _register_parts(None if wants_help else command)
     app()
 
 

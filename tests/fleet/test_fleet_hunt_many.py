@@ -169,3 +169,17 @@ def test_ctrl_c_stops_the_fleet_run_instead_of_becoming_a_broken_copy(
 
     with pytest.raises(KeyboardInterrupt):
         hunt_many([str(c[0]) for c in lab_copies], workers=workers, progress=interrupt)
+
+
+def test_a_worker_thread_hunts_after_the_main_thread_without_a_native_panic(
+    lab_copies: list[LabCopy],
+) -> None:
+    """A Dask worker hunts on a thread of its own; YARA scanners are bound to the thread that
+    made them, so one made by an earlier hunt on another thread must not be reused there."""
+    from exhunt.hunt.fleet import hunt_one
+    from exhunt.hunt.fleet_dask import hunt_on_worker
+
+    source = str(lab_copies[0][0])
+    here = hunt_one(source)
+    there = hunt_on_worker(source)  # the worker's hunt thread, after this thread's hunt
+    assert there.to_json() == here.to_json()

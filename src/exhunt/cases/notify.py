@@ -69,6 +69,7 @@ from exhunt.store.models import (
 
 EVIDENCE_PER_HOST = 5
 PLAN_BATCH = 500
+CLAIM_BATCH = 200
 STATE_LABELS = {
     HostState.REENTERED: "back door used (re-entered)",
     HostState.BACKDOOR: "back door seen",
@@ -490,21 +491,22 @@ class Sender:
         # as the next claim, which halves the commits per message. Safe: a row left 'sending'
         # already counts as sent after a restart.
         self._confirmed: list[int] = []
+        self._held: set[int] = set()  # claimed in a batch, not yet sent
 
     def run(self) -> SendResult:
         result = SendResult(recovered=recover(self.store, self.journal))
         try:
-            for message_pk in self._due():
-                self._pace()
-                outcome = self._send_one(message_pk)
-                setattr(result, outcome, getattr(result, outcome) + 1)
+            for batch in self._due():
+                for outcome in self._send_batch(batch):
+                    setattr(result, outcome, getattr(result, outcome) + 1)
         finally:
             self._close()
             with self.store.transaction() as session:
                 self._record_confirmed(session)
+                self._release_held(session)
         return result
 
-    def _due(self) -> Iterator[int]:
+    def _due(self) -> Iterator[list[int]]:
         now = utcnow()
         with self.store.session() as session:
             ids = list(session.scalars(
@@ -512,7 +514,26 @@ class Sender:
                     Message.status == MessageStatus.PENDING,
                     (Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
                 .order_by(Message.id)))
-        yield from ids
+        for start in range(0, len(ids), CLAIM_BATCH):
+            yield ids[start:start + CLAIM_BATCH]
+
+    def _send_batch(self, batch: list[int]) -> Iterator[str]:
+        """With a journal, the batch is claimed in one commit before any of it is sent: a
+        claim whose token never reaches the journal is sent again after a stop, so claiming
+        early loses nothing, and one commit per batch instead of one per message lets the
+        outbox keep pace with a bare SMTP loop. Without a journal a claim counts as sent, so
+        each message is claimed alone, after its body is written."""
+        if self.journal is None:
+            for message_pk in batch:
+                self._pace()
+                yield self._send_one(message_pk)
+            return
+        claimed = self._claim_batch(batch)
+        yield from ["skipped"] * (len(batch) - len(claimed))
+        for message_pk, recipient, body, token in claimed:
+            self._pace()
+            self._held.discard(message_pk)
+            yield self._deliver(message_pk, recipient, body, token)
 
     def _pace(self) -> None:
         if self.min_gap:
@@ -547,8 +568,11 @@ class Sender:
             if message is None or message.status != MessageStatus.PENDING:
                 return "skipped"  # another run took it meanwhile
             recipient, body = message.recipient, message.body
+        return self._deliver(message_pk, recipient, body, None)
+
+    def _deliver(self, message_pk: int, recipient: str, body: bytes, token: str | None) -> str:
         try:
-            self._transfer(message_pk, recipient, body)
+            self._transfer(message_pk, recipient, body, token)
         except TakenElsewhere:
             return "skipped"
         except TemporaryFailure as exc:
@@ -561,8 +585,10 @@ class Sender:
             self.on_sent()
         return "sent"
 
-    def _transfer(self, message_pk: int, recipient: str, body: bytes) -> None:
+    def _transfer(self, message_pk: int, recipient: str, body: bytes,
+                  token: str | None) -> None:
         smtp = self._connection()
+        handing = False  # set once the end-of-data marker may have left
         try:
             code, reply = smtp.mail(self.sender)
             self._check(code, reply, "MAIL FROM")
@@ -573,16 +599,18 @@ class Sender:
                 self._check(code, reply, "DATA")
             payload = smtp_payload(body)
             smtp.send(payload[:-len(END_OF_DATA)])  # all but the marker the server acts on
-            token = self._claim(message_pk)
+            if token is None:
+                token = self._claim(message_pk)
             if token is None:
                 # a concurrent run claimed it: drop this transaction without end-of-data
                 # (QUIT now would be read as message text), so the server discards it
                 self._abandon_connection()
                 raise TakenElsewhere(message_pk)
+            handing = True
             self._hand_over(smtp, token)
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            if self._status(message_pk) == MessageStatus.SENDING:
+            if handing:
                 # the bytes left us; whether the server kept them is unknown: never resend
                 self._mark(message_pk, MessageStatus.SENT, f"unconfirmed: {exc}")
                 return
@@ -605,10 +633,6 @@ class Sender:
         if 400 <= code < 500:
             raise TemporaryFailure(text)
         raise PermanentFailure(text)
-
-    def _status(self, message_pk: int) -> str | None:
-        with self.store.session() as session:
-            return session.scalar(select(Message.status).where(Message.id == message_pk))
 
     def _record_confirmed(self, session: Session) -> None:
         if not self._confirmed:
@@ -633,6 +657,30 @@ class Sender:
                         claimed_by=self.journal.identity if self.journal else None))
             taken = bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
         return claim_token(message_pk, now) if taken else None
+
+    def _claim_batch(self, batch: list[int]) -> list[tuple[int, str, bytes, str]]:
+        """Claim what is still pending of `batch` in one commit (recording the messages the
+        server accepted since the last commit in it too): (id, recipient, body, token)."""
+        now = utcnow()
+        identity = self.journal.identity if self.journal else None
+        with self.store.transaction() as session:
+            self._record_confirmed(session)
+            taken = list(session.execute(update(Message).where(
+                Message.id.in_(batch), Message.status == MessageStatus.PENDING)
+                .values(status=MessageStatus.SENDING, claimed_at=now, claimed_by=identity)
+                .returning(Message.id, Message.recipient, Message.body)))
+        claimed = sorted((pk, recipient, body, claim_token(pk, now))
+                         for pk, recipient, body in taken)
+        self._held.update(pk for pk, *_ in claimed)
+        return claimed
+
+    def _release_held(self, session: Session) -> None:
+        """Claims of a batch this run stopped before sending go back to pending."""
+        if self._held:
+            session.execute(update(Message).where(
+                Message.id.in_(self._held), Message.status == MessageStatus.SENDING)
+                .values(status=MessageStatus.PENDING))
+            self._held.clear()
 
     def _hand_over(self, smtp: smtplib.SMTP, token: str) -> None:
         """The end-of-data marker, then at once the claim's token in the journal: nothing

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import stat
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -555,18 +556,21 @@ def _run_rules(
     return out
 
 
-_SCANNERS: dict[int, Any] = {}
+_THREAD = threading.local()
 
 
 def _scanner(known: Knowledge) -> Any:
-    # One scanner per rule set per process: building one per file costs more than scanning.
-    key = id(known)
-    scanner = _SCANNERS.get(key)
-    if scanner is None:
-        assert known.rules is not None
-        scanner = yara_x.Scanner(known.rules)
-        scanner.set_timeout(int(_SCAN["rule_timeout_seconds"]))
-        _SCANNERS[key] = scanner
+    # One scanner per rule set per thread: building one per file costs more than scanning, and
+    # a yara-x scanner must be used and dropped on the thread that made it (a Dask worker's
+    # hunt thread, say; a process-wide cache panicked there and at exit). The rules object is
+    # kept beside its scanner, so a new rule set can never meet a stale scanner.
+    kept: tuple[Any, Any] | None = getattr(_THREAD, "scanner", None)
+    if kept is not None and kept[0] is known.rules:
+        return kept[1]
+    assert known.rules is not None
+    scanner = yara_x.Scanner(known.rules)
+    scanner.set_timeout(int(_SCAN["rule_timeout_seconds"]))
+    _THREAD.scanner = (known.rules, scanner)
     return scanner
 
 

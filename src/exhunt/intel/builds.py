@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Literal
 
@@ -56,8 +56,9 @@ class BuildRow:
     released: str
     source: str
 
-    @property
+    @cached_property
     def version(self) -> Version:
+        # Parsed once per row: the status rule compares row versions thousands of times.
         parsed = parse_build(self.build)
         assert parsed is not None and parsed[1]
         return parsed[0]
@@ -150,6 +151,7 @@ class BuildTable:
             self.by_build.setdefault(row.version, []).append(row)
             self.by_cu.setdefault(row.version[:3], []).append(row)
         self.fixes_by_update: dict[str, list[Fix]] = {}
+        self._carriers: dict[tuple[str, tuple[int, int]], list[BuildRow]] = {}
         for fix in fixes:
             self.fixes_by_update.setdefault(fix.update, []).append(fix)
 
@@ -182,14 +184,19 @@ class BuildTable:
         the lower number counts: both are the March update, and no other public build lies
         between the last pre-March build and either number.
         """
-        per_cu: dict[tuple[int, int, int], BuildRow] = {}
-        for row in self.rows:
-            if row.update != update or row.version[:2] != major:
-                continue
-            key = row.version[:3]
-            if key not in per_cu or row.version < per_cu[key].version:
-                per_cu[key] = row
-        return sorted(per_cu.values(), key=lambda r: r.version, reverse=True)
+        found = self._carriers.get((update, major))
+        if found is None:
+            # Kept per (update, product): a scan asks the same few questions of every host.
+            per_cu: dict[tuple[int, int, int], BuildRow] = {}
+            for row in self.rows:
+                if row.update != update or row.version[:2] != major:
+                    continue
+                key = row.version[:3]
+                if key not in per_cu or row.version < per_cu[key].version:
+                    per_cu[key] = row
+            found = sorted(per_cu.values(), key=lambda r: r.version, reverse=True)
+            self._carriers[(update, major)] = found
+        return list(found)
 
     # -- the rule ----------------------------------------------------------------------------
 

@@ -202,8 +202,14 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             _json_out([asdict(r) for r in results])
         else:
             for r in results:
-                print(f"{r.name}: {r.kind}, {r.status}, {r.rows} rows, {r.added} added, "
+                what = f"shadowserver {r.report}" if r.report else r.kind
+                if r.status == "skipped":
+                    print(f"{r.name}: {what}, skipped: {r.note}")
+                    continue
+                print(f"{r.name}: {what}, {r.status}, {r.rows} rows, {r.added} added, "
                       f"{r.rejected} rejected")
+                if r.note:
+                    print(f"  {r.note}")
         if failed:
             raise typer.Exit(3)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -187,3 +188,24 @@ def test_any_header_and_name_is_classified(columns: list[str], name: str) -> Non
     kind = classify(columns, name)
     assert kind.family in (EXCHANGE, SCAN, EVENT, NOT_A_REPORT)
     assert kind.report and kind.by in ("file name", "columns")
+
+
+def test_both_countries_are_kept_and_a_disagreement_shown(tmp_path: Path) -> None:
+    # the 2021 report placed 41.204.9.10 in MG; the registry (RIR allocation) says SZ
+    feed = tmp_path / "2021-05-14-scan_exchange-example-geo.csv"
+    feed.write_text("timestamp,ip,tag,geo\n"
+                    "2021-05-14 00:11:38,41.204.9.10,exchange;cve-2021-26855,MG\n"
+                    "2021-05-14 00:11:39,192.0.2.10,exchange;cve-2021-26855,US\n")
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert Ingestor(Store(db)).ingest(feed).added == 2
+    out = CliRunner().invoke(app, ["cases", "--unattributed", "--db", db, "--format", "json"])
+    hosts = {h["ip"]: h for h in json.loads(out.output)}
+    moved = hosts["41.204.9.10"]
+    assert (moved["country"], moved["country_source"], moved["feed_country"],
+            moved["registry_country"], moved["country_disagrees"]) == (
+        "SZ", "registry", "MG", "SZ", True)
+    test_net = hosts["192.0.2.10"]  # documentation addresses have no registry country
+    assert (test_net["country"], test_net["country_source"], test_net["country_disagrees"]) \
+        == ("US", "feed", False)
+    text = CliRunner().invoke(app, ["cases", "--unattributed", "--db", db])
+    assert "SZ (registry; the feed says MG)" in " ".join(text.output.split())

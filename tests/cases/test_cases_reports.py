@@ -209,3 +209,12 @@ def test_both_countries_are_kept_and_a_disagreement_shown(tmp_path: Path) -> Non
         == ("US", "feed", False)
     text = CliRunner().invoke(app, ["cases", "--unattributed", "--db", db])
     assert "SZ (registry; the feed says MG)" in " ".join(text.output.split())
+
+
+def test_a_host_name_alone_does_not_make_a_row_exchange_evidence() -> None:
+    data = (b"timestamp,ip,tag,hostname,server\n"
+            b"2023-06-01 01:00:00,192.0.2.10,http,exchange.town.example,lighttpd/1.4.59\n"
+            b"2023-06-01 01:00:00,192.0.2.11,http,www.town.example,Microsoft Exchange OWA\n")
+    out = list(read_shadowserver(data, "2023-06-01-scan_http-example-geo.csv"))
+    assert isinstance(out[0], RowProblem) and "not about Exchange" in out[0].reason
+    assert isinstance(out[1], Sighting) and "server=Microsoft Exchange OWA" in out[1].evidence

@@ -116,3 +116,11 @@ def test_any_input_lines_get_one_answer_each(lines: list[str]) -> None:
     run(["-"], "jsonl", out, err, io.StringIO("\n".join(lines)))
     answers = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(answers) == len([t for t in lines if t.strip()])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=400))
+def test_any_table_text_is_checked_without_crashing(text: str) -> None:
+    problems = check_table("product,cu,update,build,kind,released,kb,source\n" + text)
+    assert all(p.startswith("line ") for p in problems)
+    assert all(isinstance(p, str) for p in check_table(text))

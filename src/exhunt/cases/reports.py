@@ -119,7 +119,8 @@ def exchange_mention(row: dict[str, str]) -> tuple[str, str] | None:
     tag = row.get("tag", "")
     if tag and pattern.search(tag):
         return "tag", tag
+    names = _data()["name_columns"]
     for column, value in row.items():
-        if column != "tag" and value and pattern.search(value):
+        if column != "tag" and column not in names and value and pattern.search(value):
             return column, value
     return None

@@ -438,7 +438,7 @@ def check_table(text: str) -> list[str]:
         seen.setdefault(r["build"], (line, name))
     for line, r in rows:
         parsed = parse_build(r["build"] or "")
-        if parsed is None or r["kind"] != "su" or r["update"].startswith("RU"):
+        if parsed is None or r["kind"] != "su" or (r["update"] or "").startswith("RU"):
             continue  # (an update rollup of Exchange 2010 moves the third part)
         cu = cus.get(parsed[0][:3])
         if cu is None:

@@ -9,16 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from exhunt.hunt.engine import Progress as ProgressSink
-from exhunt.hunt.engine import hunt
-from exhunt.hunt.report import report_html, report_json, report_text
-from exhunt.model import HuntReport
+if TYPE_CHECKING:  # the modules themselves load with the command that needs them
+    from exhunt.hunt.engine import Progress as ProgressSink
+    from exhunt.model import HuntReport
 
 app = typer.Typer(
     help="Response toolkit for mass compromise of on-premises Exchange: hunt, scan, coordinate.",
@@ -41,6 +38,15 @@ class ReportFormat(StrEnum):
 @contextmanager
 def progress_bar(label: str, quiet: bool) -> Iterator[ProgressSink | None]:
     """A rich bar on a terminal; nothing when piped or quiet."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
         yield None
@@ -86,6 +92,7 @@ def hunt_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Was this Exchange server probed, exploited, back-doored or re-entered? Since when? Who?"""
+    from exhunt.hunt.engine import hunt
     from exhunt.hunt.files import FileStageSettings
     from exhunt.hunt.fleet import hunt_many, server_progress, write_fleet_summary
 
@@ -122,6 +129,8 @@ def _copies_in(folder: Path) -> list[str]:
 
 
 def _emit(reports: list[HuntReport], fmt: ReportFormat, output: Path | None) -> None:
+    from exhunt.hunt.report import report_html, report_json, report_text
+
     if fmt is ReportFormat.HTML and len(reports) > 1 and output is not None:
         output.mkdir(parents=True, exist_ok=True)
         for i, report in enumerate(reports, 1):
@@ -166,6 +175,10 @@ def demo_command(
 
 
 def _hunt_demo(out: Path) -> None:
+    from rich.console import Console
+
+    from exhunt.hunt.engine import hunt
+    from exhunt.hunt.report import report_html, report_text
     from exhunt.lab.triage import Scenario, TriageSpec, build_triage
 
     copy = out / "EXCH01-triage"
@@ -212,6 +225,11 @@ def _register_parts(command: str | None) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["builds"]:
+        # answered from the build table alone: a CERT pipes hundreds of builds through it
+        from exhunt.intel.builds_cli import main as builds_main
+
+        sys.exit(builds_main(sys.argv[2:]))
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     wants_help = any(arg in ("--help", "-h") for arg in sys.argv[1:2])
     _register_parts(None if wants_help else command)

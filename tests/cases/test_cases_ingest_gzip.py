@@ -68,7 +68,7 @@ def test_broken_and_bombed_files_are_errors_naming_them(tmp_path: Path,
     said = " ".join(out.output.split())  # the error console wraps long lines
     assert "bomb.csv.gz: expands to more than" in said
     assert "cut.csv.gz: the gzip file is cut short" in said
-    assert f"{REPORT}: shadowserver, ingested" in said
+    assert f"{REPORT}: shadowserver scan_exchange, ingested" in said
     store = Store(db)
     with store.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Host)) > 0

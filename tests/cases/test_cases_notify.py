@@ -32,12 +32,13 @@ from exhunt_smtp_sink import RunningSink
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cases"
 SENDER = "cert@coord.example"
-EXPECTED = {  # recipient -> exactly the hosts it must be told about
+EXPECTED = {  # first recipient -> exactly the hosts it must be told about
     "it@cu-one.example": {"192.0.2.10", "2001:db8:10::25"},
     "branch@cu-one.example": {"192.0.2.77"},
     "clerk@town.example": {"198.51.100.5"},
     "abuse@isp.example": {"2001:db8:99::1"},
 }
+EVERY_ADDRESS = {r: 1 for r in EXPECTED} | {"backup@cu-one.example": 1}  # branch lists two
 ALL_IPS = set().union(*EXPECTED.values()) | {"203.0.113.9"}
 
 
@@ -70,18 +71,19 @@ def test_one_notice_per_organisation_with_only_its_hosts(db_url: str) -> None:
     with RunningSink() as sink:
         assert notify(store, sink) == (4, 4)
         assert notify(store, sink) == (0, 0)  # a second run sends nothing
-        assert sink.sink.by_recipient() == {r: 1 for r in EXPECTED}
+        assert sink.sink.by_recipient() == EVERY_ADDRESS
         assert set(sink.sink.message_ids().values()) == {1}
         for received in sink.sink.received:
-            (recipient,) = received.rcpt_tos
+            recipient = received.rcpt_tos[0]
             message = received.message
+            assert message["To"] == ", ".join(received.rcpt_tos)
             text, html, attached = parts(message)
             for ip in ALL_IPS:
                 mine = ip in EXPECTED[recipient]
                 assert (ip in text, ip in html, ip in attached) == (mine, mine, mine), ip
             with store.session() as s:
                 reference = s.scalar(sa.select(Case.reference).join(Message)
-                                     .where(Message.recipient == recipient))
+                                     .where(Message.recipient.startswith(recipient)))
             assert reference and reference in str(message["Subject"]) and reference in text
             assert "look up our contact details yourself" in text
             assert message["X-Exhunt-Case"] == reference
@@ -124,6 +126,24 @@ def test_feed_text_is_escaped_and_cannot_break_headers(db_url: str, tmp_path: Pa
     assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
 
 
+def test_each_host_says_what_it_runs_and_what_to_install(db_url: str) -> None:
+    store = loaded(db_url)
+    with RunningSink() as sink:
+        notify(store, sink)
+        texts = {r.rcpt_tos[0]: parts(r.message) for r in sink.sink.received}
+    text, html, attached = texts["it@cu-one.example"]
+    # 192.0.2.10 showed version 15.2.721: only the CU (2019 CU7) is visible from outside
+    assert "seen running: Exchange Server 2019 CU7 (build 15.2.721)" in text
+    assert "Only the cumulative update (CU) is visible from outside" in text
+    assert "upgrade to Exchange Server 2019 CU15 and install" in text
+    assert "install Mar21SU (15.2.721.13, KB5000871) for CU7" in text
+    assert "removes no back door already planted" in text
+    assert "Exchange Server 2019 CU7 (build 15.2.721)" in html and "KB5000871" in html
+    assert "KB5000871" in attached
+    town = texts["clerk@town.example"][0]  # the town's host showed no version at all
+    assert "seen running" not in town and "What to install" not in town
+
+
 def _dsn(bounced_id: str) -> str:
     return ("From: MAILER-DAEMON@mx.example\r\nTo: cert@coord.example\r\n"
             "Subject: Undelivered Mail Returned to Sender\r\n"
@@ -155,24 +175,50 @@ def _reports_in(form: str, where: Path, reports: list[str]) -> Path:
 
 
 @pytest.mark.parametrize("form", ["folder", "maildir", "mbox"])
-def test_bounce_flags_the_case_and_the_next_contact_is_tried(db_url: str, tmp_path: Path,
-                                                             form: str) -> None:
+def test_bounce_flags_the_case_and_only_the_bounced_address_is_dropped(
+        db_url: str, tmp_path: Path, form: str) -> None:
     store = loaded(db_url)
     with RunningSink() as sink:
         notify(store, sink)
         with store.session() as s:
             bounced_id = s.scalar(sa.select(Message.message_id)
-                                  .where(Message.recipient == "branch@cu-one.example"))
+                                  .where(Message.recipient.startswith("branch@cu-one.example")))
         assert bounced_id
+        assert sink.sink.by_recipient()["backup@cu-one.example"] == 1  # both were written to
         reports = _reports_in(form, tmp_path / "bounces", [_dsn(bounced_id), SPAM])
         result = process_bounces(store, reports)
         assert (result.files, result.matched, result.unmatched) == (2, 1, 1)
         assert process_bounces(store, reports).matched == 0  # reading it again changes nothing
-        assert notify(store, sink) == (1, 1)
-        assert sink.sink.received[-1].rcpt_tos == ["backup@cu-one.example"]
+        assert notify(store, sink) == (0, 0)  # backup@ got it: nothing to send again
+        later = utcnow() + timedelta(days=8)
+        assert notify(store, sink, renotify_after=parse_duration("7d"), now=later) == (4, 4)
+        last_round = [r.rcpt_tos for r in sink.sink.received[-4:]]
+        assert ["backup@cu-one.example"] in last_round
+        assert all("branch@cu-one.example" not in tos for tos in last_round)
     with store.session() as s:
         case = s.scalar(sa.select(Case).join(Message).where(Message.message_id == bounced_id))
         assert case is not None and case.flagged and "bounced" in (case.flag_reason or "")
+        assert s.scalar(sa.select(Message.status).where(Message.message_id == bounced_id)) \
+            != "bounced"
+
+
+def test_a_notice_every_address_bounced_goes_to_no_one_and_is_flagged(db_url: str,
+                                                                       tmp_path: Path) -> None:
+    store = loaded(db_url)
+    with RunningSink() as sink:
+        notify(store, sink)
+        with store.session() as s:
+            bounced_id = s.scalar(sa.select(Message.message_id)
+                                  .where(Message.recipient.startswith("clerk@town.example")))
+        assert bounced_id
+        report = _dsn(bounced_id).replace("branch@cu-one.example", "clerk@town.example")
+        assert process_bounces(store, _reports_in("folder", tmp_path / "b", [report])).matched
+        assert notify(store, sink) == (0, 0)  # the town lists no other address
+    with store.session() as s:
+        assert s.scalar(sa.select(Message.status).where(Message.message_id == bounced_id)) \
+            == "bounced"
+        case = s.scalar(sa.select(Case).join(Message).where(Message.message_id == bounced_id))
+        assert case is not None and "no contact left" in (case.flag_reason or "")
 
 
 def test_bounces_from_something_that_is_no_mailbox_are_refused(tmp_path: Path) -> None:
@@ -213,7 +259,7 @@ def test_temporary_refusal_is_retried_with_backoff_and_sent_once(db_url: str) ->
         with store.transaction() as s:
             s.execute(sa.update(Message).values(next_attempt_at=None))
         assert Sender(store, target, SENDER).run().sent == 1
-        assert sink.sink.by_recipient() == {r: 1 for r in EXPECTED}
+        assert sink.sink.by_recipient() == EVERY_ADDRESS
 
 
 def test_unreachable_relay_keeps_messages_queued(db_url: str) -> None:

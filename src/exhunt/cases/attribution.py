@@ -33,6 +33,9 @@ class Attributed(Protocol):
     asn: int | None
     as_name: str | None
     country: str | None
+    feed_country: str | None
+    registry_country: str | None
+    country_source: str | None
     sector: str | None
     sector_source: str | None
     naics: str | None

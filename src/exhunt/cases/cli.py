@@ -111,6 +111,10 @@ def case_rows(store: Store, *, detail: bool = False) -> list[dict[str, Any]]:
 def _host_json(h: Host) -> dict[str, Any]:
     return {"ip": h.ip, "hostname": h.hostname, "state": h.state, "worst_state": h.worst_state,
             "network": h.network, "asn": h.asn, "as_name": h.as_name, "country": h.country,
+            "country_source": h.country_source, "feed_country": h.feed_country,
+            "registry_country": h.registry_country,
+            "country_disagrees": bool(h.feed_country and h.registry_country
+                                      and h.feed_country != h.registry_country),
             "sector": h.sector, "sector_source": h.sector_source,
             "first_seen": h.first_seen.isoformat() if h.first_seen else None,
             "last_seen": h.last_seen.isoformat() if h.last_seen else None}
@@ -202,8 +206,14 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             _json_out([asdict(r) for r in results])
         else:
             for r in results:
-                print(f"{r.name}: {r.kind}, {r.status}, {r.rows} rows, {r.added} added, "
+                what = f"shadowserver {r.report}" if r.report else r.kind
+                if r.status == "skipped":
+                    print(f"{r.name}: {what}, skipped: {r.note}")
+                    continue
+                print(f"{r.name}: {what}, {r.status}, {r.rows} rows, {r.added} added, "
                       f"{r.rejected} rejected")
+                if r.note:
+                    print(f"  {r.note}")
         if failed:
             raise typer.Exit(3)
 
@@ -245,8 +255,11 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             for col in ("ip", "hostname", "state", "country", "asn"):
                 table.add_column(col)
             for h in rows:
-                table.add_row(*(str(h[c] or "") for c in ("ip", "hostname", "state", "country",
-                                                          "asn")))
+                where = str(h["country"] or "")
+                if h["country_disagrees"]:
+                    where += f" (registry; the feed says {h['feed_country']})"
+                table.add_row(str(h["ip"]), str(h["hostname"] or ""), str(h["state"] or ""),
+                              where, str(h["asn"] or ""))
         else:
             for col in ("reference", "organisation", "status", "hosts", "worst", "flagged"):
                 table.add_column(col)

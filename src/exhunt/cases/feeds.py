@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,16 @@ from typing import Any
 
 import orjson
 
+from exhunt.cases.reports import (
+    EVENT,
+    EXCHANGE,
+    NOT_A_REPORT,
+    ReportKind,
+    classify,
+    exchange_mention,
+    family_of,
+    report_from_name,
+)
 from exhunt.readers.base import MAX_LINE_BYTES
 from exhunt.store.models import HostState
 
@@ -155,7 +166,9 @@ def _shadowserver_evidence(report: str, row: dict[str, str]) -> str:
 
 
 def shadowserver_report(name: str) -> str:
-    return "scan6_exchange" if "scan6" in name.lower() else "scan_exchange"
+    """The Exchange report a file name gives (scan_exchange when it names none)."""
+    report = report_from_name(name)
+    return report if report is not None and family_of(report) == EXCHANGE else "scan_exchange"
 
 
 def normalise_header(name: str) -> str:
@@ -163,70 +176,167 @@ def normalise_header(name: str) -> str:
     return name.replace("\ufeff", "").strip().strip('"').lower()
 
 
+def csv_header(data: bytes) -> list[str]:
+    """The normalised header of a CSV ([] when its first line is not one)."""
+    first = next(bounded_lines(data[:MAX_LINE_BYTES]), "")
+    try:
+        return [normalise_header(h) for h in next(csv.reader([first.rstrip("\r\n")]), [])]
+    except csv.Error:
+        return []
+
+
 def read_shadowserver(data: bytes, name: str) -> Iterator[Row]:
-    """Rows of a scan_exchange / scan6_exchange CSV, in any column order, extra or missing
-    columns tolerated (only ip and timestamp are required)."""
-    report = shadowserver_report(name)
+    """Rows of a Shadowserver report, in any column order, extra or missing columns tolerated.
+    An Exchange report (only ip and timestamp required) gives a sighting per row; any other
+    scan report one per row naming Exchange; an event report none (cases/reports.py)."""
     csv.field_size_limit(MAX_LINE_BYTES)
-    reader = csv.reader(bounded_lines(data))
+    lines = _RecordedLines(bounded_lines(data))
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except (StopIteration, csv.Error):
         yield RowProblem(name, 1, "no CSV header", "")
         return
     columns = [normalise_header(h) for h in header]
-    if "ip" not in columns:
-        yield RowProblem(name, 1, "header has no 'ip' column", clean_text(",".join(header)))
+    kind = classify(columns, name)
+    if kind.family == NOT_A_REPORT:
+        why = f"a {kind.report}, not a report: its header has no 'ip' or 'src_ip' column"
+        yield RowProblem(name, 1, why, clean_text(",".join(header)))
         return
     while True:
+        lines.taken.clear()
         try:
             values = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
-            yield RowProblem(name, reader.line_num, f"unreadable CSV row: {exc}", "")
-            continue
-        row = shadowserver_line(report, name, reader.line_num, columns, values)
+        except csv.Error:
+            # quotes out of place: the cells as written (a lenient reader would eat them)
+            values = literal_fields("".join(lines.taken))
+        row = report_line(kind, name, reader.line_num, columns, values)
         if row is not None:
             yield row
 
 
+class _RecordedLines:
+    """Lines handed to the csv reader, kept since the last record began."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _RecordedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.taken.append(line)
+        return line
+
+
+_QUOTED = re.compile(r'"((?:[^"]|"")*)"(?=,|$)')
+
+
+def literal_fields(record: str) -> list[str]:
+    """A CSV record split at commas, a cell unquoted only when it is properly quoted: text
+    such as `""unsafe""` is kept as written."""
+    record = record.rstrip("\r\n")
+    fields: list[str] = []
+    pos = 0
+    while True:
+        quoted = _QUOTED.match(record, pos) if record.startswith('"', pos) else None
+        if quoted:
+            fields.append(quoted.group(1).replace('""', '"'))
+            pos = quoted.end()
+        else:
+            end = record.find(",", pos)
+            end = len(record) if end < 0 else end
+            fields.append(record[pos:end])
+            pos = end
+        if pos >= len(record):
+            return fields
+        pos += 1
+
+
+def report_line(kind: ReportKind, name: str, line: int, columns: list[str],
+                values: list[str]) -> Row | None:
+    """One data row of a report of any family (None for a blank one)."""
+    if kind.family == EVENT:
+        if not values or all(not v.strip() for v in values):
+            return None
+        return _event_row(kind.report, name, line, columns, values)
+    return shadowserver_line(kind.report, name, line, columns, values,
+                             whole=kind.family == EXCHANGE)
+
+
 def shadowserver_line(
-    report: str, name: str, line: int, columns: list[str], values: list[str]
+    report: str, name: str, line: int, columns: list[str], values: list[str], *,
+    whole: bool = True,
 ) -> Row | None:
-    """One data row (None for a blank one, which says nothing)."""
+    """One data row (None for a blank one, which says nothing). `whole`: the report is about
+    Exchange (else only a row naming Exchange is evidence)."""
     if not values or all(not v.strip() for v in values):
         return None
-    return _shadowserver_row(report, name, line, columns, values)
+    return _shadowserver_row(report, name, line, columns, values, whole)
+
+
+def _cells(columns: list[str], values: list[str]) -> dict[str, str]:
+    return {col: clean_text(val).strip() for col, val in zip(columns, values, strict=False)}
 
 
 def _shadowserver_row(
-    report: str, name: str, line: int, columns: list[str], values: list[str]
+    report: str, name: str, line: int, columns: list[str], values: list[str], whole: bool
 ) -> Row:
-    row = {col: clean_text(val).strip() for col, val in zip(columns, values, strict=False)}
+    row = _cells(columns, values)
     raw = clean_text(",".join(values), MAX_RAW_CHARS)
+    mention = None if whole else exchange_mention(row)
+    if not whole and mention is None:
+        return RowProblem(name, line, f"not about Exchange (Shadowserver {report})", raw)
     try:
         ip = parse_ip(row.get("ip", ""))
         seen_at = parse_time(row.get("timestamp", ""))
     except ValueError as exc:
         return RowProblem(name, line, str(exc), raw)
     tag = row.get("tag", "")
+    if mention is None:
+        state, evidence, build = (shadowserver_state(tag), _shadowserver_evidence(report, row),
+                                  row.get("version") or None)
+    else:
+        column, text = mention
+        state, build = shadowserver_state(f"{tag} {text}"), None
+        evidence = clean_text(f"Shadowserver {report}: tag={tag}"
+                              + ("" if column == "tag" else f"; {column}={text}"),
+                              MAX_FIELD_CHARS * 2)
     return Sighting(
         source="shadowserver",
         ip=ip,
         seen_at=seen_at,
-        state=shadowserver_state(tag),
-        evidence=_shadowserver_evidence(report, row),
+        state=state,
+        evidence=evidence,
         line=line,
         port=parse_port(row.get("port", "")),
         hostname=row.get("hostname") or None,
         servername=row.get("servername") or None,
-        build=row.get("version") or None,
+        build=build,
         asn=parse_asn(row.get("asn", "")),
         country=(row.get("geo") or "")[:8].upper() or None,
         naics=(row.get("naics") or "")[:16] or None,
         feed_sector=(row.get("sector") or "")[:128] or None,
     )
+
+
+def _event_row(report: str, name: str, line: int, columns: list[str],
+               values: list[str]) -> RowProblem:
+    """An event names who did something (src_ip) to whom (dst_ip); a honeypot event names an
+    attacker. Neither is an Exchange server on its owner's network: kept, never a case."""
+    row = _cells(columns, values)
+    raw = clean_text(",".join(values), MAX_RAW_CHARS)
+    source = row.get("src_ip") or "no address"
+    if "honeypot" in report and exchange_mention(row) is not None:
+        why = (f"honeypot event (Shadowserver {report}): {source} attacked Exchange flaws; "
+               "an attacker's address, not a victim Exchange server: no case")
+    else:
+        why = f"not about Exchange (Shadowserver {report} event from {source})"
+    return RowProblem(name, line, clean_text(why), raw)
 
 
 # --- exhunt scan JSONL ---------------------------------------------------------------------

@@ -64,6 +64,9 @@ class HostRow:
     last_worse_at: datetime | None = None
     first_vulnerable_at: datetime | None = None
     first_patched_at: datetime | None = None
+    feed_country: str | None = None
+    registry_country: str | None = None
+    country_source: str | None = None
 
     def values(self) -> tuple[object, ...]:
         return _host_values(self)

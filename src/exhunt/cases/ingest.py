@@ -25,12 +25,14 @@ from exhunt.cases.feeds import (
     RowProblem,
     Sighting,
     clean_text,
+    csv_header,
     read_any,
     sniff_kind,
 )
 from exhunt.cases.filework import FileWork
 from exhunt.cases.owners import Attributor
 from exhunt.cases.repeats import held_hosts, settle_repeats
+from exhunt.cases.reports import EVENT, EXCHANGE, NOT_A_REPORT, ReportKind, classify
 from exhunt.cases.shadowcsv import SightingColumns, read_shadowserver_columns
 from exhunt.errors import InputError
 from exhunt.readers.base import BoundedGzip
@@ -44,10 +46,12 @@ from exhunt.store.models import Host, IngestedFile, Reject, utcnow
 class FileResult:
     name: str
     kind: str
-    status: str  # ingested | already ingested
+    status: str  # ingested | set aside | skipped | already ingested
     rows: int = 0
     added: int = 0
     rejected: int = 0
+    report: str | None = None  # the Shadowserver report type, when the file is one
+    note: str = ""  # why a file was set aside or skipped, in one line
 
 
 class Ingestor:
@@ -67,6 +71,9 @@ class Ingestor:
     def ingest_bytes(self, data: bytes, name: str, *, host_ip: str | None = None) -> FileResult:
         data, inner = unpacked(data, name)
         kind = sniff_kind(data, inner)
+        report = classify(csv_header(data), inner) if kind == "shadowserver" else None
+        if report is not None and report.family == NOT_A_REPORT:
+            return FileResult(name, report.report, "skipped", note=_not_a_report(report))
         hashed = hashlib.sha256(data)
         if kind == "hunt" and host_ip:
             # the same report bytes tied to another address are a different piece of evidence
@@ -79,7 +86,7 @@ class Ingestor:
             session.add(ledger)
             session.flush()
             table, others, problems, rows, held = self._read(session, data, inner, kind,
-                                                              host_ip)
+                                                              host_ip, report)
             lake_rows = self._lake_rows(table, others)
             repeated, table = settle_repeats(session, table, set(others.ip), held)
             columns = SightingColumns.from_table(table)
@@ -88,15 +95,20 @@ class Ingestor:
                                         utcnow()).run(columns)
             self._store_rejects(session, ledger.id, problems)
             ledger.rows, ledger.added, ledger.rejected = rows, added, len(problems)
+            taken = table.num_rows + len(others)
         if self.lake is not None:  # after the commit; the part is named by the file's hash
             self.lake.write_part(digest, lake_rows)
-        return FileResult(name, kind, "ingested", rows, added, len(problems))
+        if report is None:
+            return FileResult(name, kind, "ingested", rows, added, len(problems))
+        status, note = _report_outcome(report, rows, taken)
+        return FileResult(name, kind, status, rows, added, len(problems), report.report, note)
 
-    def _read(self, session: Session, data: bytes, name: str, kind: str, host_ip: str | None
+    def _read(self, session: Session, data: bytes, name: str, kind: str, host_ip: str | None,
+              report: ReportKind | None
               ) -> tuple[pa.Table, SightingColumns, list[RowProblem], int, pa.Table | None]:
         """(plain sightings as a table, the other usable ones as columns, unusable rows,
         rows read, the stored hosts when read meanwhile)."""
-        if kind == "shadowserver":
+        if report is not None and report.family == EXCHANGE:
             # Arrow parses the file, mostly outside the GIL, while the stored hosts are read
             with ThreadPoolExecutor(max_workers=1) as pool:
                 reading = pool.submit(read_shadowserver_columns, data, Path(name).name)
@@ -162,6 +174,28 @@ class Ingestor:
              "at": utcnow()}
             for p in problems
         ])
+
+
+def _not_a_report(report: ReportKind) -> str:
+    if report.report == "contacts list":
+        return ("a contacts list (network, org, email), not a report: "
+                "import it with `exhunt contacts import`; nothing ingested")
+    return "not a report: its header has no 'ip' or 'src_ip' column; nothing ingested"
+
+
+def _report_outcome(report: ReportKind, rows: int, taken: int) -> tuple[str, str]:
+    """(status, one line) for a Shadowserver report: an Exchange report is ingested; any other
+    is set aside unless some of its rows name Exchange."""
+    if report.family == EXCHANGE:
+        return "ingested", ""
+    what = f"{report.summary}, {rows} rows"
+    if taken:
+        return "ingested", (f"{what}: {taken} name Exchange and were taken; the rest set aside, "
+                            "not about Exchange")
+    if report.family == EVENT:
+        return "set aside", (f"{what}: set aside, events name who attacked or called out "
+                             "(src_ip), not an Exchange server of the address's owner")
+    return "set aside", f"{what}: set aside, not about Exchange"
 
 
 GZIP_MAGIC = b"\x1f\x8b"

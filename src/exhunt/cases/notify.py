@@ -40,6 +40,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import BytesParser
 from email.utils import formatdate
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from sqlalchemy.orm import Session, selectinload
 from exhunt.cases.handover import HandoverJournal, claim_token
 from exhunt.cases.tracking import RESOLVED_STATES
 from exhunt.errors import UsageError
+from exhunt.intel.builds import explain
 from exhunt.store.db import Store
 from exhunt.store.models import (
     COMPROMISED,
@@ -116,6 +118,25 @@ class NoticeHost:
     first_seen: str
     last_seen: str
     evidence: list[str] = field(default_factory=list)
+    software: str = ""  # 'Exchange Server 2019 CU7 (build 15.2.721)', from the build table
+    install: list[str] = field(default_factory=list)  # what to install, from the build table
+    cu_only: bool = False  # only the CU is visible from outside, not the installed update
+
+
+@lru_cache(maxsize=4096)  # a round of 100,000 notices names a few hundred builds
+def software_of(build: str | None) -> tuple[str, tuple[str, ...], bool]:
+    """(product, CU and update in words; what to install; only the CU visible) for the
+    build last seen on a host, from the build table ('' and () when none is known)."""
+    if not build:
+        return "", (), False
+    try:
+        info = explain(build)
+    except ValueError:
+        return f"build {build} (not an Exchange build number)", (), False
+    if info.product is None:
+        return f"build {info.build} (not in the build table)", (), False
+    named = " ".join(p for p in (info.product, info.cu, info.update) if p)
+    return f"{named} (build {info.build})", tuple(info.install), not info.exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +209,7 @@ class Renderer:
         # registry at 100,000 notices; every header value is ours or passed header_safe().
         mail = MIMEMultipart("mixed")
         mail["From"] = header_safe(self.sender)
-        mail["To"] = header_safe(recipient)
+        mail["To"] = header_safe(recipient, 2000)
         mail["Subject"] = Header(subject, "utf-8").encode()
         mail["Message-ID"] = message_id
         mail["Date"] = formatdate(usegmt=True)
@@ -209,10 +230,12 @@ class Renderer:
 def hosts_csv(hosts: list[NoticeHost]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["ip", "hostname", "state", "first_seen", "last_seen", "evidence"])
+    writer.writerow(["ip", "hostname", "state", "first_seen", "last_seen", "evidence",
+                     "software", "install"])
     for h in hosts:
         writer.writerow([csv_safe(v) for v in (h.ip, h.hostname, h.label, h.first_seen,
-                                                h.last_seen, " | ".join(h.evidence))])
+                                                h.last_seen, " | ".join(h.evidence), h.software,
+                                                " | ".join(h.install))])
     return out.getvalue()
 
 
@@ -225,8 +248,17 @@ class PlanResult:
     skipped_no_contact: int
 
 
-def _active_contact(contacts: list[Contact]) -> Contact | None:
-    return next((c for c in contacts if c.bounced_at is None), None)
+def _active_contacts(contacts: list[Contact]) -> list[Contact]:
+    """Every address listed for the organisation that has not bounced: all are written to."""
+    return [c for c in sorted(contacts, key=lambda c: c.position) if c.bounced_at is None]
+
+
+RECIPIENT_SEPARATOR = ", "
+
+
+def recipients_of(text: str) -> list[str]:
+    """The addresses of a notice's recipient line (contacts hold no comma: contacts.EMAIL)."""
+    return [r.strip() for r in text.split(",") if r.strip()]
 
 
 def _needs_notice(case: Case, hosts: list[Host], latest: Message | None, now: datetime,
@@ -278,33 +310,33 @@ def _plan_batch(session: Session, renderer: Renderer, case_ids: list[int],
         hosts_by_org[host.organisation_id].append(host)
     latest = _latest_messages(session, case_ids)
     queued = skipped = 0
-    due: list[tuple[Case, list[Host], Contact]] = []
+    due: list[tuple[Case, list[Host], str]] = []
     for case in cases:
         hosts = hosts_by_org[case.organisation_id]
         if not _needs_notice(case, hosts, latest.get(case.id), now, renotify_after):
             continue
-        contact = _active_contact(case.organisation.contacts)
-        if contact is None:
+        contacts = _active_contacts(case.organisation.contacts)
+        if not contacts:
             skipped += 1
             _flag(session, case, "no contact left to try (all bounced or none listed)", now)
             continue
-        due.append((case, hosts, contact))
-    evidence = _evidence(session, [h.id for _, hosts, _ in due for h in hosts])
-    for case, hosts, contact in due:
-        notice_hosts = [_notice_host(h, evidence.get(h.id, [])) for h in hosts
+        due.append((case, hosts, RECIPIENT_SEPARATOR.join(c.email for c in contacts)))
+    evidence, builds = _evidence(session, [h.id for _, hosts, _ in due for h in hosts])
+    for case, hosts, recipients in due:
+        notice_hosts = [_notice_host(h, evidence.get(h.id, []), builds.get(h.id)) for h in hosts
                         if h.state and HostState(h.state) not in RESOLVED_STATES]
         previous = latest.get(case.id)
         round_number = (previous.round + 1) if previous else 1
         message_id, subject, body = renderer.render(
             reference=case.reference, organisation=case.organisation.name,
-            recipient=contact.email, hosts=notice_hosts, round_number=round_number)
+            recipient=recipients, hosts=notice_hosts, round_number=round_number)
         session.add(Message(case_id=case.id, round=round_number, message_id=message_id,
-                            recipient=contact.email, subject=subject, body=body,
+                            recipient=recipients, subject=subject, body=body,
                             hosts=len(notice_hosts), status=MessageStatus.PENDING,
                             created_at=now))
         case.last_notified_at = now
         session.add(Event(case_id=case.id, kind="notice-queued", at=now,
-                          detail=f"round {round_number} to {contact.email}, "
+                          detail=f"round {round_number} to {recipients}, "
                                  f"{len(notice_hosts)} host(s)"))
         queued += 1
     return queued, skipped
@@ -326,22 +358,27 @@ def _latest_messages(session: Session, case_ids: list[int]) -> dict[int, Message
     return {m.case_id: m for m in rows}
 
 
-def _evidence(session: Session, host_ids: list[int]) -> dict[int, list[str]]:
-    """Each host's latest evidence runs, newest first, each with when it was seen."""
+def _evidence(session: Session, host_ids: list[int]
+              ) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """Each host's latest evidence runs, newest first, each with when it was seen; and the
+    build its newest evidence naming one gives."""
     found: dict[int, list[str]] = defaultdict(list)
+    builds: dict[int, str] = {}
     for start in range(0, len(host_ids), 1000):
         part = host_ids[start:start + 1000]
         rows = session.execute(
             select(Observation.host_id, Observation.seen_at, Observation.last_seen_at,
-                   Host.last_seen, Observation.evidence)
+                   Host.last_seen, Observation.evidence, Observation.build)
             .join(Host, Host.id == Observation.host_id)
             .where(Observation.host_id.in_(part))
             .order_by(Observation.host_id, Observation.seen_at.desc(), Observation.id.desc()))
-        for host_id, seen_at, last_seen_at, host_last_seen, text in rows:
+        for host_id, seen_at, last_seen_at, host_last_seen, text, build in rows:
+            if build and host_id not in builds:
+                builds[host_id] = build
             if len(found[host_id]) < EVIDENCE_PER_HOST:
                 end = run_end(seen_at, last_seen_at, host_last_seen)
                 found[host_id].append(f"{seen_span(seen_at, end)}: {text}")
-    return found
+    return found, builds
 
 
 def seen_span(first: datetime, last: datetime) -> str:
@@ -351,13 +388,14 @@ def seen_span(first: datetime, last: datetime) -> str:
     return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
 
 
-def _notice_host(host: Host, evidence: list[str]) -> NoticeHost:
+def _notice_host(host: Host, evidence: list[str], build: str | None = None) -> NoticeHost:
     state = HostState(host.state or HostState.EXPOSED)
+    software, install, cu_only = software_of(build)
     return NoticeHost(
         ip=host.ip, hostname=host.hostname, state=state, label=STATE_LABELS[state],
         first_seen=f"{host.first_seen:%Y-%m-%d}" if host.first_seen else "",
         last_seen=f"{host.last_seen:%Y-%m-%d}" if host.last_seen else "",
-        evidence=evidence)
+        evidence=evidence, software=software, install=list(install), cu_only=cu_only)
 
 
 # --- sending: the outbox ------------------------------------------------------------------
@@ -592,8 +630,16 @@ class Sender:
         try:
             code, reply = smtp.mail(self.sender)
             self._check(code, reply, "MAIL FROM")
-            code, reply = smtp.rcpt(recipient)
-            self._check(code, reply, "RCPT TO")
+            refused: tuple[int, bytes] | None = None
+            accepted = 0
+            for address in recipients_of(recipient):
+                code, reply = smtp.rcpt(address)
+                if 200 <= code < 400:
+                    accepted += 1
+                else:
+                    refused = (code, reply)
+            if not accepted and refused is not None:  # one refused address stops no other
+                self._check(*refused, "RCPT TO")
             code, reply = smtp.docmd("DATA")
             if code != 354:
                 self._check(code, reply, "DATA")
@@ -779,7 +825,7 @@ def process_bounces(store: Store, source: Path) -> BounceResult:
                 unmatched += 1
                 continue
             for message in hits:
-                matched += _bounce(session, message, name, now)
+                matched += _bounce(session, message, name, now, raw[:MAX_REPORT_BYTES])
     return BounceResult(files, matched, unmatched)
 
 
@@ -807,18 +853,32 @@ def _reports(source: Path) -> Iterator[tuple[str, bytes]]:
                 yield path.name, handle.read(MAX_REPORT_BYTES)
 
 
-def _bounce(session: Session, message: Message, source: str, now: datetime) -> int:
+def _bounce(session: Session, message: Message, source: str, now: datetime,
+            raw: bytes = b"") -> int:
+    """The addresses a delivery report names (all of the notice's when it names none of them)
+    are not written to again; the notice counts as bounced, and is sent again to the next
+    contact, only when every one of its addresses has bounced."""
     if message.status == MessageStatus.BOUNCED:
         return 0
-    message.status = MessageStatus.BOUNCED
-    message.error = f"delivery report {source}"
     case = session.get(Case, message.case_id)
     assert case is not None
-    for contact in session.scalars(select(Contact).where(
-            Contact.organisation_id == case.organisation_id,
-            func.lower(Contact.email) == message.recipient.lower())):
+    addresses = recipients_of(message.recipient)
+    text = raw.decode("utf-8", "replace").lower()
+    failed = [a for a in addresses if a.lower() in text] or addresses
+    named = {a.lower() for a in failed}
+    contacts = list(session.scalars(select(Contact).where(
+        Contact.organisation_id == case.organisation_id,
+        func.lower(Contact.email).in_([a.lower() for a in addresses]))))
+    fresh = [c for c in contacts if c.email.lower() in named and c.bounced_at is None]
+    if not fresh and contacts:
+        return 0  # this report was read before
+    for contact in fresh:
         contact.bounced_at = now
-    _flag(session, case, f"notice to {message.recipient} bounced", now)
+    if all(c.bounced_at is not None for c in contacts):
+        message.status = MessageStatus.BOUNCED
+        message.error = f"delivery report {source}"
+    who = ", ".join(failed)
+    _flag(session, case, f"notice to {who} bounced", now)
     session.add(Event(case_id=case.id, kind="notice-bounced", at=now,
-                      detail=f"{message.message_id} to {message.recipient} bounced ({source})"))
+                      detail=f"{message.message_id} to {who} bounced ({source})"))
     return 1

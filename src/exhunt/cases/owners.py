@@ -75,10 +75,23 @@ class Attributor:
             info = self.asn_table.lookup(host.ip)
             if info is not None:
                 host.asn, host.as_name = info.asn, info.name
-        host.country = country_of(host.ip) or host.country
+        _place(host)
         org_sector = self.organisation(new_org)[1] if new_org else None
         host.sector, host.sector_source = choose_sector(org_sector, host.naics, feed_sector)
         return changed
+
+
+def _place(host: Attributed) -> None:
+    """Both countries kept: the feed's (what a new host's row said) and the registry's (RIR
+    allocation, offline). The case uses the registry's where it knows the address, as the
+    feed's geolocation can place a host where it is not registered; else the feed's."""
+    if not getattr(host, "id", None) and host.country_source is None:
+        host.feed_country = host.country  # a host not stored yet: its country is the feed's
+    host.registry_country = country_of(host.ip) or host.registry_country
+    if host.registry_country:
+        host.country, host.country_source = host.registry_country, "registry"
+    elif host.feed_country:
+        host.country, host.country_source = host.feed_country, "feed"
 
 
 EVENT_COLUMNS = ("case_id", "host_id", "kind", "at", "detail")

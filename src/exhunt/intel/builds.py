@@ -55,10 +55,10 @@ class BuildRow:
     kind: str  # cu | su | alt (conflicting number from another source) | alias (OWA version)
     released: str
     source: str
+    kb: str = ""  # Microsoft's KB article (the download's name) where the table knows it
 
-    @cached_property
+    @cached_property  # compared thousands of times per build explained
     def version(self) -> Version:
-        # Parsed once per row: the status rule compares row versions thousands of times.
         parsed = parse_build(self.build)
         assert parsed is not None and parsed[1]
         return parsed[0]
@@ -150,8 +150,8 @@ class BuildTable:
         for row in rows:
             self.by_build.setdefault(row.version, []).append(row)
             self.by_cu.setdefault(row.version[:3], []).append(row)
-        self.fixes_by_update: dict[str, list[Fix]] = {}
         self._carriers: dict[tuple[str, tuple[int, int]], list[BuildRow]] = {}
+        self.fixes_by_update: dict[str, list[Fix]] = {}
         for fix in fixes:
             self.fixes_by_update.setdefault(fix.update, []).append(fix)
 
@@ -184,19 +184,20 @@ class BuildTable:
         the lower number counts: both are the March update, and no other public build lies
         between the last pre-March build and either number.
         """
-        found = self._carriers.get((update, major))
-        if found is None:
-            # Kept per (update, product): a scan asks the same few questions of every host.
-            per_cu: dict[tuple[int, int, int], BuildRow] = {}
-            for row in self.rows:
-                if row.update != update or row.version[:2] != major:
-                    continue
-                key = row.version[:3]
-                if key not in per_cu or row.version < per_cu[key].version:
-                    per_cu[key] = row
-            found = sorted(per_cu.values(), key=lambda r: r.version, reverse=True)
-            self._carriers[(update, major)] = found
-        return list(found)
+        key = (update, major)
+        if key not in self._carriers:  # asked for every CVE of every build: kept
+            self._carriers[key] = self._update_builds(update, major)
+        return self._carriers[key]
+
+    def _update_builds(self, update: str, major: tuple[int, int]) -> list[BuildRow]:
+        per_cu: dict[tuple[int, int, int], BuildRow] = {}
+        for row in self.rows:
+            if row.update != update or row.version[:2] != major:
+                continue
+            key = row.version[:3]
+            if key not in per_cu or row.version < per_cu[key].version:
+                per_cu[key] = row
+        return sorted(per_cu.values(), key=lambda r: r.version, reverse=True)
 
     # -- the rule ----------------------------------------------------------------------------
 
@@ -307,6 +308,17 @@ class BuildTable:
                 best = top
         return best
 
+    def newest_update(self, v: Version) -> BuildRow | None:
+        """The newest security or hotfix update of the CU that `v` belongs to."""
+        updates = [r for r in self.cu_rows(v) if r.update and r.kind == "su"]
+        return max(updates, key=lambda r: r.version) if updates else None
+
+    def newest_release(self, major: tuple[int, int], product: str) -> BuildRow | None:
+        """The newest CU of a product (Exchange SE shares 15.2 with 2019 and is apart)."""
+        cus = [r for r in self.rows if r.kind == "cu" and r.version[:2] == major
+               and product_of(r.version) == product]
+        return max(cus, key=lambda r: r.version) if cus else None
+
     def install_advice(self, v: Version, exact: bool, vulns: dict[str, Status]) -> list[str]:
         product = product_of(v)
         if product is None:
@@ -322,7 +334,9 @@ class BuildTable:
             advice.append("Exchange 2010 is out of support: migrate to a supported version")
             return advice
         if not needed and not unknown:
-            return ["nothing for the tracked CVEs; keep to the newest security update"]
+            latest = self.newest_update(v)
+            keep = f" for {self.cu_name(v)}: {_named(latest)}" if latest else ""
+            return [f"nothing for the tracked CVEs; keep to the newest update{keep}"]
         updates = sorted(
             {
                 f.update
@@ -333,21 +347,24 @@ class BuildTable:
         own = [u for u in updates if any(r.update == u for r in self.cu_rows(v))]
         missing = [u for u in updates if u not in own]
         if not missing:
-            latest = max(
-                (r for r in self.cu_rows(v) if r.update and r.kind == "su"),
-                key=lambda r: r.version,
-            )
+            latest = self.newest_update(v)
+            assert latest is not None  # the CU carries `own`
             advice.append(
-                f"install the latest security update for {product} {self.cu_name(v)} "
-                f"(at least {', '.join(own)}; newest in table: {latest.update} {latest.build})"
+                f"install {_named(latest)} for {product} {self.cu_name(v)}, the newest update "
+                f"for this CU in the table (it includes {', '.join(own)})"
             )
         else:
-            target = self.newest_with(v[:2], missing)
+            target = self.newest_release(v[:2], product)
+            first = self.newest_with(v[:2], missing)
             if target is not None:
+                newest = self.newest_update(target.version) or target
+                also = "" if newest is target else f" and install {_named(newest)}"
+                minimum = "" if first is None else (
+                    f"; any release from {first.cu} with {first.update} ({first.build}) on "
+                    "closes them")
                 advice.append(
-                    f"upgrade to {product} {target.cu} and install its latest security update "
-                    f"(at least {target.update} {target.build}); {self.cu_name(v)} never got "
-                    f"{', '.join(missing)}"
+                    f"upgrade to {product} {target.cu}{also}: {self.cu_name(v)} never got "
+                    f"{', '.join(missing)}{minimum}"
                 )
             if own:
                 best = max(
@@ -358,7 +375,7 @@ class BuildTable:
                     {f.cve for f in self.fixes if f.update in own and f.cve in needed + unknown}
                 )
                 advice.append(
-                    f"until then, install {best.update} for {self.cu_name(v)} ({best.build}); "
+                    f"until then, install {_named(best)} for {self.cu_name(v)}; "
                     f"it closes {', '.join(closes)}"
                 )
         if unknown and exact is False:
@@ -369,25 +386,95 @@ class BuildTable:
         return advice
 
 
+def _named(row: BuildRow) -> str:
+    """'Feb26SU (15.2.1748.43, KB5074993)': an update as a download is found."""
+    kb = f", {row.kb}" if row.kb else ""
+    return f"{row.update} ({row.build}{kb})"
+
+
 def _data_text(name: str) -> str:
     return resources.files("exhunt.intel").joinpath("data", name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=1)
-def load_table() -> BuildTable:
-    """Load the shipped build table (cached; the data never changes at run time)."""
-    rows = [
-        BuildRow(
-            product=r["product"],
-            cu=r["cu"],
-            update=r["update"],
-            build=r["build"],
-            kind=r["kind"],
-            released=r["released"],
-            source=r["source"],
-        )
-        for r in csv.DictReader(_data_text("exchange_builds.csv").splitlines())
+BUILD_COLUMNS = ("product", "cu", "update", "build", "kind", "released", "kb", "source")
+KINDS = ("cu", "su", "alt", "alias")
+_UPDATE_NAME = re.compile(r"^(?:[A-Z][a-z]{2}\d{2}(?:SU|HU)(?:v\d)?|RU\d{1,3}|SP\d)$")
+_KB = re.compile(r"^KB\d{6,8}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def build_rows(text: str) -> list[BuildRow]:
+    """The rows of a build table in exchange_builds.csv's layout."""
+    return [
+        BuildRow(product=r["product"], cu=r["cu"], update=r["update"], build=r["build"],
+                 kind=r["kind"], released=r["released"], source=r["source"],
+                 kb=r.get("kb") or "")
+        for r in csv.DictReader(text.splitlines())
     ]
+
+
+def check_table(text: str) -> list[str]:
+    """What is wrong with a build table (exchange_builds.csv's layout), one line per problem
+    naming the line; [] when it can be shipped."""
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in BUILD_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        return [f"line 1: missing columns {', '.join(missing)}"]
+    problems: list[str] = []
+    seen: dict[str, tuple[int, str]] = {}
+    cus: dict[tuple[int, int, int], str] = {}
+    rows = list(enumerate(reader, start=2))
+    for line, r in rows:
+        problems += [f"line {line}: {p}" for p in _row_problems(r)]
+        parsed = parse_build(r["build"] or "")
+        if parsed is None:
+            continue
+        if r["kind"] == "cu":
+            cus.setdefault(parsed[0][:3], r["cu"])
+        name = f"{r['product']} {r['cu']}"  # a CU ships with its first update: same build
+        if r["kind"] in ("cu", "su") and r["build"] in seen and seen[r["build"]][1] != name:
+            first, other = seen[r["build"]]
+            problems.append(f"line {line}: {r['build']} is also line {first} ({other})")
+        seen.setdefault(r["build"], (line, name))
+    for line, r in rows:
+        parsed = parse_build(r["build"] or "")
+        if parsed is None or r["kind"] != "su" or (r["update"] or "").startswith("RU"):
+            continue  # (an update rollup of Exchange 2010 moves the third part)
+        cu = cus.get(parsed[0][:3])
+        if cu is None:
+            problems.append(f"line {line}: no CU row for {r['build']} (a row of kind cu with "
+                            f"build {format_build(parsed[0], False)}.N)")
+        elif cu != r["cu"]:
+            problems.append(f"line {line}: {r['build']} belongs to {cu}, not {r['cu']}")
+    return problems
+
+
+def _row_problems(r: dict[str, str]) -> list[str]:
+    found: list[str] = []
+    parsed = parse_build(r["build"] or "")
+    if parsed is None or not parsed[1]:
+        return [f"build {r['build']!r} is not a 4-part build number (15.2.1748.43)"]
+    product = product_of(parsed[0])
+    if r["product"] != product:
+        found.append(f"{r['build']} is {product or 'no known product'}, not {r['product']!r}")
+    if r["kind"] not in KINDS:
+        found.append(f"kind {r['kind']!r} is not one of {', '.join(KINDS)}")
+    if r["kind"] == "su" and r["update"] and not _UPDATE_NAME.match(r["update"]):
+        found.append(f"update {r['update']!r} is not named like Feb26SU, Apr25HU or RU32")
+    if r["kind"] == "cu" and r["update"]:
+        found.append("a CU row names no update")
+    if r["kb"] and not _KB.match(r["kb"]):
+        found.append(f"kb {r['kb']!r} is not like KB5074992")
+    if r["released"] and not _DATE.match(r["released"]):
+        found.append(f"released {r['released']!r} is not YYYY-MM-DD")
+    if not (r["source"] or "").strip():
+        found.append("no source")
+    return found
+
+
+def table_from(builds_text: str) -> BuildTable:
+    """A table from a build list in exchange_builds.csv's layout, with the shipped fixes and
+    scope (to try a new update before it is added)."""
     fixes = [
         Fix(update=r["update"], cve=r["cve"], campaign=r["campaign"], source=r["source"])
         for r in csv.DictReader(_data_text("exchange_fixes.csv").splitlines())
@@ -396,7 +483,13 @@ def load_table() -> BuildTable:
         (r["product"], r["cve"]): (r["affected"] == "yes", r["source"])
         for r in csv.DictReader(_data_text("exchange_cve_scope.csv").splitlines())
     }
-    return BuildTable(rows, fixes, scope)
+    return BuildTable(build_rows(builds_text), fixes, scope)
+
+
+@lru_cache(maxsize=1)
+def load_table() -> BuildTable:
+    """Load the shipped build table (cached; the data never changes at run time)."""
+    return table_from(_data_text("exchange_builds.csv"))
 
 
 def explain(build: str) -> BuildExplanation:

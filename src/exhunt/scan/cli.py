@@ -12,41 +12,14 @@ from typing import IO, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from exhunt.errors import UsageError
-from exhunt.intel.builds import BuildExplanation, explain
+from exhunt.intel import builds_cli
 from exhunt.scan.engine import Result, ScanOptions, run_scan
 from exhunt.scan.output import JsonlSink, done_keys, repair_tail
 from exhunt.scan.scope import build_scope
 from exhunt.scan.targets import count_endpoints, endpoints, gather
-
-_STATUS_STYLE = {
-    "vulnerable": "bold red",
-    "patched": "green",
-    "unknown": "yellow",
-    "not-affected": "dim",
-}
-
-
-def _print_explanation(info: BuildExplanation, console: Console) -> None:
-    console.print(f"[bold]{escape(info.build)}[/bold]")
-    console.print(f"  product: {escape(info.product or 'unknown')}")
-    console.print(f"  CU:      {escape(info.cu or 'unknown')}")
-    upd = info.update or ("none (CU release)" if info.exact and info.known else "not visible")
-    console.print(f"  update:  {escape(upd)}")
-    console.print("  status:")
-    for cve, status in info.vulnerabilities.items():
-        console.print(f"    {cve}  [{_STATUS_STYLE[status]}]{status}[/]")
-    console.print("  install:")
-    for line in info.install:
-        console.print(f"    - {escape(line)}")
-    for note in info.notes:
-        console.print(f"  note: {escape(note)}")
-    console.print("  sources:")
-    for src in info.sources:
-        console.print(f"    - {escape(src)}", soft_wrap=True)
 
 
 def _ports(text: str) -> tuple[int, ...]:
@@ -74,22 +47,28 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
 
     @app.command("builds")
     def builds_cmd(
-        build: Annotated[str, typer.Argument(help="Exchange build, e.g. 15.1.2176.9 or 15.1.2176")],
-        fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+        builds: Annotated[list[str], typer.Argument(
+            help="Exchange builds, e.g. 15.1.2176.9 or 15.1.2176; '-' reads one per line "
+            "from standard input")] = [],  # noqa: B006 (typer reads the default, never changes it)
+        fmt: Annotated[str, typer.Option(
+            "--format", help="text, json (one object for one build, else an array) or "
+            "jsonl")] = "text",
+        table: Annotated[Path | None, typer.Option(
+            help="explain with this build table (exchange_builds.csv's layout)")] = None,
+        check_table: Annotated[Path | None, typer.Option(
+            "--check-table", help="check a build table and say what is wrong with it")] = None,
     ) -> None:
-        """Explain an Exchange build: product, CU, update, status per CVE, what to install."""
+        """Explain Exchange builds: product, CU, update, status per CVE, what to install."""
         try:
-            info = explain(build)
-        except ValueError as e:
-            typer.echo(f"error: {e}", err=True)
+            if check_table is not None:
+                raise typer.Exit(builds_cli.check(check_table, sys.stdout))
+            local = builds_cli.local_table(table) if table is not None else None
+            status = builds_cli.run(builds, fmt, sys.stdout, sys.stderr, sys.stdin, local)
+        except builds_cli.UsageProblem as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        if fmt == "json":
-            typer.echo(json.dumps(info.to_dict(), indent=2))
-        elif fmt == "text":
-            _print_explanation(info, Console(highlight=False))
-        else:
-            typer.echo("error: --format is text or json", err=True)
-            raise typer.Exit(2)
+        if status:
+            raise typer.Exit(status)
 
     @app.command("scan")
     def scan_cmd(

@@ -114,6 +114,11 @@ class Host(Base):
     last_worse_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_vulnerable_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_patched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # where `country` comes from: the feed's own column (Shadowserver geo) and the registry's
+    # (RIR allocation); `country` is the one the case uses, `country_source` says which
+    feed_country: Mapped[str | None] = mapped_column(String(8))
+    registry_country: Mapped[str | None] = mapped_column(String(8))
+    country_source: Mapped[str | None] = mapped_column(String(16))  # registry | feed
     organisation: Mapped[Organisation | None] = relationship()
 
 
@@ -184,7 +189,7 @@ class Message(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     round: Mapped[int] = mapped_column(Integer)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
-    recipient: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(Text)  # every listed address, comma-separated
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[bytes] = mapped_column(LargeBinary)  # the full RFC 5322 message
     hosts: Mapped[int] = mapped_column(Integer, default=0)

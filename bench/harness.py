@@ -5,8 +5,8 @@
 - BENCHMARKS.md is only touched when ``--append`` is given.
 - Two tools are timed in alternation (A B A B ...), so a noisy neighbour on the shared cores
   hits both alike; results are medians with min and max.
-- Peak memory is that of the timed command's own process tree (``wait4`` on it), never the
-  largest child the driver ever had (the lab builder run before it, say).
+- Peak memory is that of the timed command itself (GNU time between it and the driver), never
+  the driver's or the largest child the driver ever had (the lab builder run before it, say).
 - Peers are installed by ``bench/setup-peers.sh``; a missing one stops the run before any work
   with the line that installs it.
 """
@@ -72,20 +72,23 @@ class Run:
 
 def run_command(cmd: Sequence[str], ok: tuple[int, ...] = (0,),
                 env: dict[str, str] | None = None) -> Run:
-    """Time one command as a whole process; its tree's peak RSS comes from wait4."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Time one command as a whole process, and its own peak RSS.
+
+    The peak comes from GNU time started in between: a child forked straight from this
+    driver would inherit the driver's own high-water mark (the lab fleet it serves, say)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as peak:
+        wrapped = ["/usr/bin/time", "-f", "%M", "-o", peak.name, *cmd]
         start = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(wrapped, stdout=out, stderr=err, env=env, check=False)
         elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if proc.returncode not in ok:
             tail = err.read().decode("utf-8", "replace")[-2000:]
             sys.exit(f"{cmd[0]} failed ({proc.returncode}): {tail}")
-        # ru_maxrss is in KiB on Linux; it covers the child and the descendants it waited for.
-        return Run(elapsed, usage.ru_maxrss / 1024, out.read().decode("utf-8", "replace"))
+        kib = int((peak.read().strip().splitlines() or ["0"])[-1])  # GNU time: KiB
+        return Run(elapsed, kib / 1024, out.read().decode("utf-8", "replace"))
 
 
 @dataclass

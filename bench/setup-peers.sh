@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install every benchmark peer, once, from the machine's own package sources:
-#   ripgrep, yara, nmap and hyperfine from Debian's packages;
+#   ripgrep, yara, nmap, hyperfine and GNU time from Debian's packages;
 #   IntelMQ (AGPL, pins its own dependencies) in a venv of its own, outside the repository.
 # Idempotent; prints where each peer is. `make bench` runs it first.
 set -euo pipefail
@@ -9,6 +9,7 @@ missing=()
 for tool in rg yara nmap hyperfine; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+[ -x /usr/bin/time ] || missing+=(time)  # GNU time: each timed command's own peak memory
 if [ "${#missing[@]}" -gt 0 ]; then
   pkgs=()
   for tool in "${missing[@]}"; do

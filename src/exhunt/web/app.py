@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.feeds import HUNT_VERDICTS
@@ -59,13 +59,20 @@ Verdict = Literal["clean", "probed", "exploited", "backdoored", "reentered"]
 assert set(Verdict.__args__) == set(HUNT_VERDICTS)  # type: ignore[attr-defined]
 
 
-class ReportUpload(BaseModel):
-    """The parts of an `exhunt hunt --format json` report the portal relies on (DESIGN.md);
-    anything else in the report is kept as it came."""
+class ReportHost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=255)
+    exchange_build: str | None = Field(default=None, max_length=64)
 
-    model_config = ConfigDict(extra="allow")
+
+class ReportUpload(BaseModel):
+    """One `exhunt hunt --format json` report, exactly the keys the hunt writes
+    (HuntReport.to_json): a key of any other kind of evidence (a scan's `ip` or `target`, a
+    feed's columns) is refused, so no upload is ever taken for something else."""
+
+    model_config = ConfigDict(extra="forbid")
     source: str = Field(max_length=4096)
-    host: dict[str, str | None] = Field(max_length=16)
+    host: ReportHost
     verdict: Verdict
     first_exploitation: str | None = Field(default=None, max_length=64)
     coverage: dict[str, Any] = Field(default_factory=dict, max_length=64)
@@ -246,35 +253,56 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_report(data: bytes) -> ReportUpload:
+def parse_report(data: bytes) -> tuple[ReportUpload, dict[str, Any]]:
+    """The upload as one hunt report (checked) and the document it was parsed from; parsed
+    once, here. Anything else is refused with a plain reason."""
+    if data.startswith(b"\x1f\x8b"):
+        raise HTTPException(422, "this is a gzip file; upload the JSON report exhunt hunt wrote,"
+                                 " uncompressed")
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise HTTPException(422, "the report starts with a byte-order mark; upload the file "
+                                 "exhunt hunt wrote, unchanged")
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise HTTPException(422, f"not JSON: {exc}") from exc
+        raise HTTPException(422, "not one JSON document (a scan JSONL file or a CSV feed is "
+                                 f"not a hunt report): {exc}") from exc
     if not isinstance(document, dict):
-        raise HTTPException(422, "a hunt report is one JSON object")
+        raise HTTPException(422, "a hunt report is one JSON object, not a list or a value; "
+                                 "upload one report per host")
     try:
-        return ReportUpload.model_validate(document)
+        return ReportUpload.model_validate(document), document
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in exc.errors()[:5])
         raise HTTPException(422, f"not an exhunt hunt report: {problems}") from exc
 
 
+def _names(host: Host) -> set[str]:
+    return {n.lower() for n in (host.hostname, host.servername) if n}
+
+
 def choose_host(session: Session, case: Case, report: ReportUpload, host_ip: str | None) -> str:
     """The case's host the report is about: the address given, else the one whose name the
-    report carries, else the case's only host. Never a host of another case."""
+    report carries, else the case's only host. Never a host of another case: a report whose
+    host name is known only for another case's host is refused."""
     hosts = list(session.scalars(select(Host).where(Host.organisation_id == case.organisation_id)))
+    name = (report.host.name or "").strip().lower()
+    named = [h for h in hosts if name and name in _names(h)]
+    if name and not named and session.scalar(select(Host.id).where(
+            or_(func.lower(Host.hostname) == name, func.lower(Host.servername) == name))):
+        raise HTTPException(422, "the report is about a host that is not one of this case's "
+                                 "hosts; upload the report of your own server")
     if host_ip:
-        for h in hosts:
-            if h.ip == host_ip.strip():
-                return h.ip
-        raise HTTPException(422, "that address is not one of this case's hosts")
-    name = (report.host.get("name") or "").lower()
-    named = [h.ip for h in hosts if name and name in ((h.hostname or "").lower(),
-                                                      (h.servername or "").lower())]
+        chosen = [h for h in hosts if h.ip == host_ip.strip()]
+        if not chosen:
+            raise HTTPException(422, "that address is not one of this case's hosts")
+        if named and chosen[0] not in named:
+            raise HTTPException(422, "the report names another of this case's hosts than the "
+                                     "address given")
+        return chosen[0].ip
     if len(named) == 1:
-        return named[0]
+        return named[0].ip
     if len(hosts) == 1:
         return hosts[0].ip
     raise HTTPException(422, "say which of this case's hosts the report is about (host_ip)")
@@ -282,14 +310,16 @@ def choose_host(session: Session, case: Case, report: ReportUpload, host_ip: str
 
 def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
                   host_ip: str | None) -> UploadResult:
-    """Check, ingest (the case moves on it), keep the report and note it in the history."""
+    """Check, ingest (the case moves on it), keep the report and note it in the history.
+    Every refusal comes before anything is written."""
     require(principal, case_reference=reference)
-    report = parse_report(data)
+    report, document = parse_report(data)
     with web.store.session() as session:
         case = _case(session, reference)
         ip = choose_host(session, case, report, host_ip)
         case_id = case.id
-    result = Ingestor(web.store).ingest_bytes(data, f"portal upload for {reference}", host_ip=ip)
+    result = Ingestor(web.store).ingest_report(document, data, f"portal upload for {reference}",
+                                               host_ip=ip)
     if result.rejected:
         raise HTTPException(422, "the report could not be used; see the rejects list")
     with web.store.transaction() as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -32,16 +32,22 @@ from exhunt.web.charts import PALETTE, Series, bar_chart, line_chart
 from exhunt.web.hunt_view import uploaded_report_html
 from exhunt.web.security import (
     FailureLimiter,
+    IPNetwork,
     Principal,
     WebReport,
     case_token,
     check_password,
+    client_address,
     close_session,
     create_web_tables,
     open_session,
     server_secret,
     session_principal,
+    token_account,
     token_case,
+    token_reference,
+    trusted_networks,
+    user_account,
 )
 
 SESSION_COOKIE = "exhunt_session"
@@ -100,12 +106,18 @@ class Web:
     """State shared by the routes: the store, templates, throttles."""
 
     def __init__(self, store: Store, *, secure_cookies: bool, max_upload: int,
-                 limiter: FailureLimiter) -> None:
+                 limiter: FailureLimiter, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
         self.store = store
         self.templates = _templates()
         self.secure_cookies = secure_cookies
         self.max_upload = max_upload
         self.limiter = limiter
+        self.trusted_proxies = list(trusted_proxies)
+
+    def client_of(self, request: Request) -> str:
+        """The client's address, through the operator's trusted proxies only."""
+        return client_address(request.client.host if request.client else None,
+                              request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
     def page(self, name: str, principal: Principal | None, status: int = 200,
              **context: Any) -> HTMLResponse:
@@ -118,18 +130,17 @@ class Web:
                             max_age=12 * 3600)
 
 
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
                max_upload: int = MAX_UPLOAD_BYTES, login_limit: int = 5,
-               login_window: float = 300.0) -> FastAPI:
-    """The dashboard over the store at `db_url` (SQLite path or URL, PostgreSQL URL)."""
+               login_window: float = 300.0, address_limit: int = 50,
+               trusted_proxies: Sequence[str] = ()) -> FastAPI:
+    """The dashboard over the store at `db_url` (SQLite path or URL, PostgreSQL URL).
+    `trusted_proxies`: CIDRs of the reverse proxies whose X-Forwarded-For is believed."""
     store = Store(db_url)
     create_web_tables(store.engine)
     web = Web(store, secure_cookies=secure_cookies, max_upload=max_upload,
-              limiter=FailureLimiter(login_limit, login_window))
+              limiter=FailureLimiter(login_limit, login_window, address_limit=address_limit),
+              trusted_proxies=trusted_networks(trusted_proxies))
     app = FastAPI(title="exhunt dashboard", version="1",
                   description="Campaign dashboard and victim portal for exhunt.",
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
@@ -188,12 +199,14 @@ def principal_of(web: Web, session: Session, request: Request) -> Principal | No
         return found
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
-        client = client_of(request)
-        if web.limiter.blocked(client):
+        client = web.client_of(request)
+        token = header[7:]
+        named = token_reference(token)
+        if web.limiter.blocked(client, f"case:{named}" if named else None):
             raise HTTPException(429, "too many failed attempts; wait a few minutes")
-        case = token_case(session, header[7:])
+        case = token_case(session, token)
         if case is None:
-            web.limiter.failed(client)
+            web.limiter.failed(client, token_account(session, token))
             raise HTTPException(401, "token not valid")
         return Principal("victim", case.reference, csrf="")
     return None
@@ -482,12 +495,12 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     def login_form(request: Request) -> HTMLResponse:
         return with_pre_csrf(request, "login.html.j2")
 
-    def credential_gate(request: Request, csrf: str, client: str,
+    def credential_gate(request: Request, csrf: str, client: str, account: str | None,
                         template: str) -> Response | None:
         """What the login and token forms refuse before looking at a credential."""
         if not form_csrf_ok(request, csrf, None):
             return refused(None, "The form expired; reload the page.", 400)
-        if web.limiter.blocked(client):
+        if web.limiter.blocked(client, account):
             return with_pre_csrf(request, template, 429,
                                  error="Too many failed attempts; wait a few minutes.")
         return None
@@ -496,12 +509,13 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     def login(request: Request, username: Annotated[str, Form(max_length=64)],
               password: Annotated[str, Form(max_length=1024)],
               csrf: Annotated[str, Form(max_length=100)]) -> Response:
-        client = client_of(request)
-        if (refusal := credential_gate(request, csrf, client, "login.html.j2")) is not None:
+        client = web.client_of(request)
+        if (refusal := credential_gate(request, csrf, client, f"user:{username[:64]}",
+                                       "login.html.j2")) is not None:
             return refusal
         with web.store.transaction() as session:
             if not check_password(session, username, password):
-                web.limiter.failed(client)
+                web.limiter.failed(client, user_account(session, username))
                 return with_pre_csrf(request, "login.html.j2", 401,
                                      error="Wrong user name or password.")
             cookie, _ = open_session(session, "coordinator", username)
@@ -516,13 +530,15 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     @app.post("/access", include_in_schema=False)
     def access(request: Request, token: Annotated[str, Form(max_length=200)],
                csrf: Annotated[str, Form(max_length=100)]) -> Response:
-        client = client_of(request)
-        if (refusal := credential_gate(request, csrf, client, "access.html.j2")) is not None:
+        client = web.client_of(request)
+        named = token_reference(token)
+        if (refusal := credential_gate(request, csrf, client, f"case:{named}" if named else None,
+                                       "access.html.j2")) is not None:
             return refusal
         with web.store.transaction() as session:
             case = token_case(session, token)
             if case is None:
-                web.limiter.failed(client)
+                web.limiter.failed(client, token_account(session, token))
                 return with_pre_csrf(request, "access.html.j2", 401,
                                      error="That token does not open any case.")
             cookie, _ = open_session(session, "victim", case.reference)

@@ -53,6 +53,21 @@ def _load_fleet_summary(db: str | None, path: Path) -> None:
         store.close()
 
 
+def secure_cookies(host: str, *, tls: bool, proxies: list[str], insecure_http: bool) -> bool:
+    """Whether cookies are marked Secure: always behind TLS or an HTTPS proxy, otherwise not on
+    loopback or when the operator says --insecure-http. Listening beyond loopback with neither
+    TLS nor an HTTPS proxy in front is refused unless told so: the portal's tokens and
+    passwords would cross the network bare."""
+    if insecure_http:
+        return False
+    if tls or proxies:
+        return True
+    if host not in LOOPBACK:
+        raise UsageError(f"listening on {host} without TLS: give --tls-cert/--tls-key, or "
+                         "--trusted-proxy CIDR for the HTTPS proxy in front, or --insecure-http")
+    return False
+
+
 def register(app: typer.Typer, lab: typer.Typer) -> None:
     users_app = typer.Typer(help="Coordinator accounts of the dashboard, victim tokens.")
     app.add_typer(users_app, name="users")
@@ -62,8 +77,16 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         db: DbOption = None,
         host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-        secure_cookies: Annotated[bool, typer.Option(
-            help="Mark cookies Secure (set when served behind HTTPS)")] = False,
+        trusted_proxy: Annotated[list[str] | None, typer.Option(
+            "--trusted-proxy", metavar="CIDR",
+            help="A reverse proxy (HTTPS in front of this server) whose X-Forwarded-For names "
+            "the client; repeat for several")] = None,
+        tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate "
+                                                           "(PEM)")] = None,
+        tls_key: Annotated[Path | None, typer.Option(help="Its private key (PEM)")] = None,
+        insecure_http: Annotated[bool, typer.Option(
+            "--insecure-http", help="Plain HTTP beyond loopback, cookies not Secure: only for "
+            "a closed lab network")] = False,
         fleet_summary: Annotated[Path | None, typer.Option(
             help="Show this fleet-hunt summary JSON (waves, clusters) on the overview")
         ] = None,
@@ -73,17 +96,21 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
 
         from exhunt.web.app import create_app
 
-        if host not in LOOPBACK and not secure_cookies:
-            Console(stderr=True).print("warning: listening beyond loopback without "
-                                       "--secure-cookies; put HTTPS in front of it")
+        proxies = trusted_proxy or []
         try:
-            web_app = create_app(db, secure_cookies=secure_cookies)
+            secure = secure_cookies(host, tls=tls_cert is not None, proxies=proxies,
+                                    insecure_http=insecure_http)
+            if (tls_cert is None) != (tls_key is None):
+                raise UsageError("give --tls-cert and --tls-key together")
+            web_app = create_app(db, secure_cookies=secure, trusted_proxies=proxies)
             if fleet_summary is not None:
                 _load_fleet_summary(db, fleet_summary)
         except ExhuntError as exc:
             _fail(exc)
         uvicorn.run(web_app, host=host, port=port, log_level="warning",
-                    proxy_headers=False, server_header=False)
+                    proxy_headers=False, server_header=False,
+                    ssl_certfile=str(tls_cert) if tls_cert else None,
+                    ssl_keyfile=str(tls_key) if tls_key else None)
 
     @users_app.command("add")
     def users_add(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -110,6 +112,14 @@ def check_password(session: Session, username: str, password: str) -> bool:
         return False
 
 
+def user_account(session: Session, username: str) -> str | None:
+    """The throttle's key for a coordinator account that exists, else None."""
+    if not valid_username(username[:64]):
+        return None
+    found = session.scalar(select(WebUser.id).where(WebUser.username == username[:64]))
+    return f"user:{username[:64]}" if found is not None else None
+
+
 # --- sessions -------------------------------------------------------------------------------
 
 
@@ -174,14 +184,33 @@ def case_token(secret: bytes, reference: str) -> str:
     return f"{TOKEN_PREFIX}.{reference}.{_mac(secret, reference)[:40]}"
 
 
-def token_case(session: Session, token: str) -> Case | None:
-    """The case a token opens, or None for any token that is not exactly right."""
+def token_reference(token: str) -> str | None:
+    """The case reference a token names (not yet checked), or None if it is no token."""
     parts = token.strip().split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(token) > 120:
         return None
-    _, reference, mac = parts
-    if not reference.isascii() or not reference.isprintable() or len(reference) > 32:
+    reference = parts[1]
+    if not reference or not reference.isascii() or not reference.isprintable() \
+            or len(reference) > 32:
         return None
+    return reference
+
+
+def token_account(session: Session, token: str) -> str | None:
+    """The throttle's key for the existing case a token names, else None."""
+    reference = token_reference(token)
+    if reference is None:
+        return None
+    found = session.scalar(select(Case.id).where(Case.reference == reference))
+    return f"case:{reference}" if found is not None else None
+
+
+def token_case(session: Session, token: str) -> Case | None:
+    """The case a token opens, or None for any token that is not exactly right."""
+    reference = token_reference(token)
+    if reference is None:
+        return None
+    mac = token.strip().split(".")[2]
     expected = _mac(server_secret(session), reference)[:40]
     if not hmac.compare_digest(expected.encode(), mac.encode()):
         return None
@@ -192,24 +221,111 @@ def token_case(session: Session, token: str) -> Case | None:
 
 
 class FailureLimiter:
-    """At most `limit` failed attempts per client per `window` seconds (logins and tokens)."""
+    """Failed credentials counted where a guesser spends them, so a guesser is slowed and
+    nobody else: per account (a coordinator's user name, or the case a token names) at most
+    `limit` failures per `window` seconds, whatever addresses they come from; per client
+    address (an IPv6 /64 counts as one) a wider `address_limit`, so many clients behind one
+    proxy or NAT are not locked out by one of them.
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+    Both tables are bounded without eviction: a live entry is never pushed out by a spray of
+    new keys (that would wipe the guesser's own record); when a table is full after dropping
+    stale entries, new keys share one overflow counter instead."""
+
+    OVERFLOW = "*overflow*"
+
+    def __init__(self, limit: int = 5, window: float = 300.0, *, address_limit: int = 50,
+                 max_keys: int = 10_000) -> None:
         self.limit = limit
+        self.address_limit = address_limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        self._accounts: dict[str, deque[float]] = {}
+        self._addresses: dict[str, deque[float]] = {}
 
-    def _recent(self, client: str) -> deque[float]:
+    def blocked(self, address: str, account: str | None = None) -> bool:
+        """Whether an attempt from `address` on `account` must wait (checked before the
+        credential, so a blocked guesser learns nothing from a right guess)."""
+        if self._count(self._addresses, address_key(address)) >= self.address_limit:
+            return True
+        return account is not None and self._count(self._accounts, account) >= self.limit
+
+    def failed(self, address: str, account: str | None = None) -> None:
+        """Count a failure; `account` only when it exists (unknown names are counted by
+        address only, so they cannot fill the account table)."""
+        self._add(self._addresses, address_key(address))
+        if account is not None:
+            self._add(self._accounts, account)
+
+    def _count(self, table: dict[str, deque[float]], key: str) -> int:
+        failures = table.get(key)
+        if failures is None:
+            failures = table.get(self.OVERFLOW) if len(table) >= self.max_keys else None
+        if failures is None:
+            return 0
+        self._expire(failures, time.monotonic())
+        return len(failures)
+
+    def _add(self, table: dict[str, deque[float]], key: str) -> None:
         now = time.monotonic()
-        failures = self._failures.setdefault(client, deque())
+        if key not in table and len(table) >= self.max_keys:
+            for stale in [k for k, v in table.items() if not v or now - v[-1] > self.window]:
+                del table[stale]
+            if len(table) >= self.max_keys:
+                key = self.OVERFLOW
+        failures = table.setdefault(key, deque(maxlen=max(self.limit, self.address_limit)))
+        self._expire(failures, now)
+        failures.append(now)
+
+    def _expire(self, failures: deque[float], now: float) -> None:
         while failures and now - failures[0] > self.window:
             failures.popleft()
-        return failures
 
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client)) >= self.limit
 
-    def failed(self, client: str) -> None:
-        self._recent(client).append(time.monotonic())
-        if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
-            self._failures.pop(next(iter(self._failures)))
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def address_key(address: str) -> str:
+    """The unit an address is counted in: itself for IPv4, its /64 for IPv6 (one host often
+    holds a whole /64)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def client_address(peer: str | None, forwarded_for: str | None,
+                   trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the connection's peer, unless the peer is one of the operator's
+    trusted proxies; then the right-most X-Forwarded-For entry that is not a trusted proxy
+    (entries further left are whatever the client wrote)."""
+    address = peer or "unknown"
+    if not trusted or not _within(address, trusted) or not forwarded_for:
+        return address
+    for entry in reversed(forwarded_for.split(",")[-32:]):
+        hop = entry.strip()
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address  # a mangled chain: count the last proxy that named a client
+        address = hop
+        if not _within(hop, trusted):
+            return hop
+    return address
+
+
+def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+def trusted_networks(cidrs: Sequence[str]) -> list[IPNetwork]:
+    try:
+        return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs]
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxy: {exc}") from exc

@@ -22,6 +22,8 @@ from jinja2 import Environment, PackageLoader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exhunt.cases.feeds import HUNT_VERDICTS
 from exhunt.cases.ingest import Ingestor
@@ -96,6 +98,46 @@ class UploadResult(BaseModel):
     report_id: int
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+OWN_CHOICE = {"content-security-policy", "cache-control"}  # a route may set a stricter one
+
+
+class SecurityHeaders:
+    """Outermost ASGI layer: every answer the application gives carries the security headers,
+    whoever made it (a route, an early refusal, a validation error, a server error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name.lower() in OWN_CHOICE:
+                        headers.setdefault(name, value)
+                    else:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class PortalApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("exhunt.web", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
@@ -141,28 +183,21 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
     web = Web(store, secure_cookies=secure_cookies, max_upload=max_upload,
               limiter=FailureLimiter(login_limit, login_window, address_limit=address_limit),
               trusted_proxies=trusted_networks(trusted_proxies))
-    app = FastAPI(title="exhunt dashboard", version="1",
+    app = PortalApp(title="exhunt dashboard", version="1",
                   description="Campaign dashboard and victim portal for exhunt.",
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.web = web
 
     @app.middleware("http")
-    async def security_headers(request: Request,
-                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def refuse_early(request: Request,
+                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if _has_nul(request):  # no store text column takes NUL (PostgreSQL refuses it)
-            return JSONResponse({"detail": "NUL characters are not accepted"},
-                                status_code=400, headers={"Content-Security-Policy": PAGE_CSP})
+            return JSONResponse({"detail": "NUL characters are not accepted"}, status_code=400)
         if request.method == "POST":
             refused = _body_refusal(request, web.max_upload)
             if refused is not None:
                 return refused
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        return await call_next(request)
 
     _api_routes(app, web)
     _page_routes(app, web)
@@ -181,11 +216,10 @@ def _body_refusal(request: Request, limit: int) -> Response | None:
     if declared is None:
         if request.url.path == "/api/reports":
             return None
-        return JSONResponse({"detail": "Content-Length required"}, status_code=411,
-                            headers={"Content-Security-Policy": PAGE_CSP})
+        return JSONResponse({"detail": "Content-Length required"}, status_code=411)
     if not declared.isdigit() or int(declared) > limit + FORM_OVERHEAD:
         return JSONResponse({"detail": f"request body larger than {limit} bytes"},
-                            status_code=413, headers={"Content-Security-Policy": PAGE_CSP})
+                            status_code=413)
     return None
 
 

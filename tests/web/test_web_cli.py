@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
-from exhunt_webworld import World
+from exhunt_webworld import World, login_coordinator
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -84,3 +85,31 @@ def test_serve_marks_cookies_secure_unless_loopback_or_told(
     client = TestClient(ran["app"], base_url="https://127.0.0.1")
     response = client.get("/login")
     assert ("secure" in response.headers["set-cookie"].lower()) is secure
+
+
+@pytest.mark.parametrize("change", [["passwd", "coord", "--password-env", "PW"],
+                                    ["remove", "coord"]])
+def test_password_change_or_removal_ends_the_users_sessions(world: World,
+                                                            change: list[str]) -> None:
+    app = create_app(world.url)
+    client = TestClient(app)
+    login_coordinator(client)
+    cookie = client.cookies.get("exhunt_session")
+    assert client.get("/api/summary").status_code == 200
+    listed = CliRunner().invoke(_app(), ["users", "list", "--db", world.url])
+    assert listed.exit_code == 0 and re.search(r"coord\s.*\s1\s", listed.output)
+    result = CliRunner().invoke(_app(), ["users", *change, "--db", world.url],
+                                env={"PW": "a brand new passphrase"})
+    assert result.exit_code == 0, result.output
+    replay = TestClient(app, cookies={"exhunt_session": cookie or ""})
+    assert replay.get("/api/summary").status_code == 401  # the same cookie, refused
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_users_commands_name_unknown_users(world: World) -> None:
+    for args in (["passwd", "ghost", "--password-env", "PW"], ["remove", "ghost"]):
+        result = CliRunner().invoke(_app(), ["users", *args, "--db", world.url],
+                                    env={"PW": "a brand new passphrase"})
+        assert result.exit_code == 2 and "no coordinator 'ghost'" in result.output
+    listed = CliRunner().invoke(_app(), ["users", "list", "--db", world.url])
+    assert "1 coordinators" in listed.output

@@ -1,4 +1,4 @@
-"""`exhunt serve` (the dashboard), `exhunt users add` and `exhunt users token`."""
+"""`exhunt serve` (the dashboard), `exhunt users add|passwd|remove|list|token`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy import select
 
 from exhunt.errors import ExhuntError, InputError, UsageError
@@ -51,6 +52,31 @@ def _load_fleet_summary(db: str | None, path: Path) -> None:
             save_fleet_summary(session, summary)
     finally:
         store.close()
+
+
+PasswordEnvOption = Annotated[str | None, typer.Option(
+    help="Read the password from this environment variable instead of a prompt")]
+
+
+def _read_password(password_env: str | None) -> str:
+    if password_env:
+        return os.environ.get(password_env, "")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        _fail(UsageError("the two passwords differ"))
+    return password
+
+
+def _web_store(db: str | None) -> Store:
+    from exhunt.web.security import create_web_tables
+
+    store = Store(db)
+    create_web_tables(store.engine)
+    return store
+
+
+def _say(text: str) -> None:
+    Console().print(text, highlight=False, markup=False)
 
 
 def secure_cookies(host: str, *, tls: bool, proxies: list[str], insecure_http: bool) -> bool:
@@ -116,27 +142,69 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
     def users_add(
         username: Annotated[str, typer.Argument(help="Coordinator user name")],
         db: DbOption = None,
-        password_env: Annotated[str | None, typer.Option(
-            help="Read the password from this environment variable instead of a prompt")
-        ] = None,
+        password_env: PasswordEnvOption = None,
     ) -> None:
         """Create a coordinator account (or set a new password); argon2id-hashed."""
-        from exhunt.web.security import add_user, create_web_tables
+        from exhunt.web.security import add_user
 
-        if password_env:
-            password = os.environ.get(password_env, "")
-        else:
-            password = getpass.getpass("Password: ")
-            if getpass.getpass("Again: ") != password:
-                _fail(UsageError("the two passwords differ"))
+        password = _read_password(password_env)
         try:
-            store = Store(db)
-            create_web_tables(store.engine)
-            with store.transaction() as session:
+            with _web_store(db).transaction() as session:
                 add_user(session, username, password)
         except ExhuntError as exc:
             _fail(exc)
-        Console().print(f"coordinator {username} ready", highlight=False, markup=False)
+        _say(f"coordinator {username} ready")
+
+    @users_app.command("passwd")
+    def users_passwd(
+        username: Annotated[str, typer.Argument(help="Coordinator user name")],
+        db: DbOption = None,
+        password_env: PasswordEnvOption = None,
+    ) -> None:
+        """Set a coordinator's new password; every session of that user ends at once."""
+        from exhunt.web.security import set_password
+
+        password = _read_password(password_env)
+        try:
+            with _web_store(db).transaction() as session:
+                set_password(session, username, password)
+        except ExhuntError as exc:
+            _fail(exc)
+        _say(f"coordinator {username}: new password; their sessions are ended")
+
+    @users_app.command("remove")
+    def users_remove(
+        username: Annotated[str, typer.Argument(help="Coordinator user name")],
+        db: DbOption = None,
+    ) -> None:
+        """Delete a coordinator account; its sessions end at once."""
+        from exhunt.web.security import remove_user
+
+        try:
+            with _web_store(db).transaction() as session:
+                ended = remove_user(session, username)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        _say(f"coordinator {username} removed; {ended} sessions ended")
+
+    @users_app.command("list")
+    def users_list(db: DbOption = None) -> None:
+        """The coordinator accounts, when each was made, and their sessions open now."""
+        from exhunt.web.security import list_users
+
+        try:
+            with _web_store(db).session() as session:
+                users = list_users(session)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        table = Table(title=f"{len(users)} coordinators")
+        for column in ("user", "created (UTC)", "open sessions"):
+            table.add_column(column)
+        for name, created, sessions in users:
+            table.add_row(name, created.isoformat(timespec="seconds"), str(sessions))
+        Console(highlight=False).print(table, markup=False)
 
     @users_app.command("token")
     def users_token(

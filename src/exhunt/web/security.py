@@ -20,7 +20,17 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import DateTime, Engine, Integer, LargeBinary, String, Text, delete, select
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from exhunt.errors import UsageError
@@ -88,7 +98,7 @@ def valid_username(username: str) -> bool:
 
 
 def add_user(session: Session, username: str, password: str) -> None:
-    """Create or re-password a coordinator account."""
+    """Create or re-password a coordinator account; a new password ends the user's sessions."""
     if not valid_username(username):
         raise UsageError("user name: 1-64 letters, digits or . _ - @")
     if len(password) < 12:
@@ -99,6 +109,34 @@ def add_user(session: Session, username: str, password: str) -> None:
         session.add(WebUser(username=username, password_hash=hashed))
     else:
         user.password_hash = hashed
+        end_sessions(session, "coordinator", username)
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    """A new password for an existing account; every session of that user ends at once."""
+    if session.scalar(select(WebUser.id).where(WebUser.username == username)) is None:
+        raise UsageError(f"no coordinator {username!r} (exhunt users list)")
+    add_user(session, username, password)
+
+
+def remove_user(session: Session, username: str) -> int:
+    """Delete an account and end its sessions; returns how many sessions ended."""
+    user = session.scalar(select(WebUser).where(WebUser.username == username))
+    if user is None:
+        raise UsageError(f"no coordinator {username!r} (exhunt users list)")
+    session.delete(user)
+    return end_sessions(session, "coordinator", username)
+
+
+def list_users(session: Session) -> list[tuple[str, datetime, int]]:
+    """(user name, created, sessions open now) of every coordinator account."""
+    now = utcnow()
+    open_now = {subject: count for subject, count in session.execute(
+        select(WebSession.subject, func.count(WebSession.id))
+        .where(WebSession.kind == "coordinator", WebSession.expires_at >= now)
+        .group_by(WebSession.subject))}
+    return [(u.username, u.created_at, open_now.get(u.username, 0))
+            for u in session.scalars(select(WebUser).order_by(WebUser.username))]
 
 
 def check_password(session: Session, username: str, password: str) -> bool:
@@ -155,6 +193,13 @@ def session_principal(session: Session, cookie: str | None) -> Principal | None:
     if row is None or row.expires_at < utcnow():
         return None
     return Principal(row.kind, row.subject, row.csrf)
+
+
+def end_sessions(session: Session, kind: str, subject: str) -> int:
+    """End every session of one coordinator (kind 'coordinator') or one case ('victim')."""
+    ended = session.execute(delete(WebSession).where(WebSession.kind == kind,
+                                                     WebSession.subject == subject))
+    return int(getattr(ended, "rowcount", 0) or 0)
 
 
 def close_session(session: Session, cookie: str | None) -> None:

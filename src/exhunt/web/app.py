@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -33,20 +35,20 @@ from exhunt.web import queries
 from exhunt.web.charts import PALETTE, Series, bar_chart, line_chart
 from exhunt.web.hunt_view import uploaded_report_html
 from exhunt.web.security import (
+    DEFAULT_TOKEN_GRACE,
     FailureLimiter,
     IPNetwork,
     Principal,
     WebReport,
-    case_token,
     check_password,
+    check_token,
     client_address,
     close_session,
     create_web_tables,
+    current_token,
     open_session,
-    server_secret,
     session_principal,
     token_account,
-    token_case,
     token_reference,
     trusted_networks,
     user_account,
@@ -144,17 +146,40 @@ def _templates() -> Environment:
     return env
 
 
+@dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """What the operator sets about victim tokens and uploads."""
+
+    contact: str = "the CERT that sent your notice"
+    token_grace: timedelta = DEFAULT_TOKEN_GRACE  # tokens open resolved cases this long
+    case_reports: int = 50  # uploads a token holder may make to one case
+    case_bytes: int = 50 * 1024 * 1024
+
+
 class Web:
     """State shared by the routes: the store, templates, throttles."""
 
     def __init__(self, store: Store, *, secure_cookies: bool, max_upload: int,
-                 limiter: FailureLimiter, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
+                 limiter: FailureLimiter, trusted_proxies: Sequence[IPNetwork] = (),
+                 settings: PortalSettings | None = None) -> None:
         self.store = store
+        self.settings = settings or PortalSettings()
         self.templates = _templates()
         self.secure_cookies = secure_cookies
         self.max_upload = max_upload
         self.limiter = limiter
         self.trusted_proxies = list(trusted_proxies)
+
+    def token_refusal(self, why: str) -> str:
+        """What the holder of a once-good token is told, and whom to ask."""
+        contact = self.settings.contact
+        return {
+            "revoked": f"This token was revoked. Contact {contact} for a new one.",
+            "expired": f"This token has expired: its case was closed. Contact {contact} if "
+                       "your server needs the case again.",
+            "replaced": "This token was replaced by a newer one: use the token in the latest "
+                        f"notice, or contact {contact}.",
+        }[why]
 
     def client_of(self, request: Request) -> str:
         """The client's address, through the operator's trusted proxies only."""
@@ -175,14 +200,15 @@ class Web:
 def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
                max_upload: int = MAX_UPLOAD_BYTES, login_limit: int = 5,
                login_window: float = 300.0, address_limit: int = 50,
-               trusted_proxies: Sequence[str] = ()) -> FastAPI:
+               trusted_proxies: Sequence[str] = (),
+               settings: PortalSettings | None = None) -> FastAPI:
     """The dashboard over the store at `db_url` (SQLite path or URL, PostgreSQL URL).
     `trusted_proxies`: CIDRs of the reverse proxies whose X-Forwarded-For is believed."""
     store = Store(db_url)
     create_web_tables(store.engine)
     web = Web(store, secure_cookies=secure_cookies, max_upload=max_upload,
               limiter=FailureLimiter(login_limit, login_window, address_limit=address_limit),
-              trusted_proxies=trusted_networks(trusted_proxies))
+              trusted_proxies=trusted_networks(trusted_proxies), settings=settings)
     app = PortalApp(title="exhunt dashboard", version="1",
                   description="Campaign dashboard and victim portal for exhunt.",
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
@@ -238,7 +264,10 @@ def principal_of(web: Web, session: Session, request: Request) -> Principal | No
         named = token_reference(token)
         if web.limiter.blocked(client, f"case:{named}" if named else None):
             raise HTTPException(429, "too many failed attempts; wait a few minutes")
-        case = token_case(session, token)
+        check = check_token(session, token, web.settings.token_grace)
+        if check.refusal is not None:
+            raise HTTPException(403, web.token_refusal(check.refusal))
+        case = check.case
         if case is None:
             web.limiter.failed(client, token_account(session, token))
             raise HTTPException(401, "token not valid")
@@ -355,6 +384,19 @@ def choose_host(session: Session, case: Case, report: ReportUpload, host_ip: str
     raise HTTPException(422, "say which of this case's hosts the report is about (host_ip)")
 
 
+def check_quota(session: Session, settings: PortalSettings, case_id: int, size: int) -> None:
+    """A token holder's uploads to one case are bounded in number and bytes; the reports
+    already received stay."""
+    count, stored = session.execute(
+        select(func.count(WebReport.id), func.coalesce(func.sum(func.length(WebReport.body)), 0))
+        .where(WebReport.case_id == case_id)).one()
+    if count >= settings.case_reports or stored + size > settings.case_bytes:
+        raise HTTPException(413, f"this case's upload quota is reached ({count} reports, "
+                                 f"{stored} bytes received, at most {settings.case_reports} "
+                                 f"reports and {settings.case_bytes} bytes); the reports already "
+                                 f"received are kept. Contact {settings.contact} to send more")
+
+
 def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
                   host_ip: str | None) -> UploadResult:
     """Check, ingest (the case moves on it), keep the report and note it in the history.
@@ -365,6 +407,8 @@ def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
         case = _case(session, reference)
         ip = choose_host(session, case, report, host_ip)
         case_id = case.id
+        if not principal.coordinator:
+            check_quota(session, web.settings, case_id, len(data))
     result = Ingestor(web.store).ingest_report(document, data, f"portal upload for {reference}",
                                                host_ip=ip)
     if result.rejected:
@@ -570,7 +614,11 @@ def _page_routes(app: FastAPI, web: Web) -> None:
                                        "access.html.j2")) is not None:
             return refusal
         with web.store.transaction() as session:
-            case = token_case(session, token)
+            check = check_token(session, token, web.settings.token_grace)
+            if check.refusal is not None:
+                return with_pre_csrf(request, "access.html.j2", 403,
+                                     error=web.token_refusal(check.refusal))
+            case = check.case
             if case is None:
                 web.limiter.failed(client, token_account(session, token))
                 return with_pre_csrf(request, "access.html.j2", 401,
@@ -638,8 +686,7 @@ def _page_routes(app: FastAPI, web: Web) -> None:
             if case is None:
                 return refused(principal, "No such case.", 404)
             detail = queries.case_detail(session, case, with_bodies=principal.coordinator)
-            token = (case_token(server_secret(session), case.reference)
-                     if principal.coordinator else None)
+            token = current_token(session, case.reference) if principal.coordinator else None
         return web.page("case.html.j2", principal, case=detail, token=token)
 
     @app.post("/cases/{reference}/reports", include_in_schema=False)

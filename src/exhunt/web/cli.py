@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -116,19 +117,32 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         fleet_summary: Annotated[Path | None, typer.Option(
             help="Show this fleet-hunt summary JSON (waves, clusters) on the overview")
         ] = None,
+        contact: Annotated[str, typer.Option(
+            help="Whom a victim asks when their token is revoked or expired, e.g. an address "
+            "of the CERT")] = "the CERT that sent your notice",
+        token_grace_days: Annotated[int, typer.Option(
+            min=0, help="A victim token still opens its case this many days after the case "
+            "is resolved")] = 28,
+        case_reports: Annotated[int, typer.Option(
+            min=1, help="Reports a token holder may upload to one case")] = 50,
+        case_mb: Annotated[int, typer.Option(
+            min=1, help="Megabytes a token holder may upload to one case")] = 50,
     ) -> None:
         """The campaign dashboard and victim portal."""
         import uvicorn
 
-        from exhunt.web.app import create_app
+        from exhunt.web.app import PortalSettings, create_app
 
+        settings = PortalSettings(contact, timedelta(days=token_grace_days), case_reports,
+                                  case_mb * 1024 * 1024)
         proxies = trusted_proxy or []
         try:
             secure = secure_cookies(host, tls=tls_cert is not None, proxies=proxies,
                                     insecure_http=insecure_http)
             if (tls_cert is None) != (tls_key is None):
                 raise UsageError("give --tls-cert and --tls-key together")
-            web_app = create_app(db, secure_cookies=secure, trusted_proxies=proxies)
+            web_app = create_app(db, secure_cookies=secure, trusted_proxies=proxies,
+                                 settings=settings)
             if fleet_summary is not None:
                 _load_fleet_summary(db, fleet_summary)
         except ExhuntError as exc:
@@ -212,15 +226,64 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Print the victim token of one case (it opens that case only)."""
-        from exhunt.web.security import case_token, create_web_tables, server_secret
+        case_token_cmd(reference, db)
 
-        try:
-            store = Store(db)
-            create_web_tables(store.engine)
-            with store.transaction() as session:
-                if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
-                    raise UsageError(f"no case {reference!r}")
-                token = case_token(server_secret(session), reference)
-        except ExhuntError as exc:
-            _fail(exc)
-        typer.echo(token)
+
+def case_token_cmd(reference: str, db: str | None = None, *, rotate: bool = False,
+                   revoke: bool = False, expires: str | None = None) -> None:
+    """`exhunt cases token REF`: print the case's current victim token, or rotate it (a new
+    token; the old one and its portal sessions end; the next notice round carries the new
+    one), revoke it, or set its expiry (YYYY-MM-DD, UTC; 'default' = some weeks after the
+    case is resolved)."""
+    from exhunt.web.security import (
+        current_token,
+        revoke_token,
+        rotate_token,
+        set_token_expiry,
+    )
+
+    if rotate and revoke:
+        _fail(UsageError("give --rotate or --revoke, not both"))
+    try:
+        with _web_store(db).transaction() as session:
+            if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+                raise UsageError(f"no case {reference!r}")
+            if expires is not None:
+                set_token_expiry(session, reference, _expiry(expires))
+            if revoke:
+                revoke_token(session, reference)
+                _say(f"{reference}: token revoked; it opens nothing until --rotate")
+                return
+            token = rotate_token(session, reference) if rotate else current_token(session,
+                                                                                  reference)
+    except ExhuntError as exc:
+        _fail(exc)
+        return
+    typer.echo(token)
+
+
+def _expiry(text: str) -> datetime | None:
+    if text == "default":
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError as exc:
+        raise UsageError(f"--expires: {text!r} is not YYYY-MM-DD or 'default'") from exc
+
+
+def register_case_token(cases_app: typer.Typer) -> None:
+    """Add `token` to the `exhunt cases` group."""
+
+    @cases_app.command("token")
+    def cases_token(
+        reference: Annotated[str, typer.Argument(help="Case reference, e.g. EXH-0123456789")],
+        db: DbOption = None,
+        rotate: Annotated[bool, typer.Option(
+            "--rotate", help="Make a new token; the old one stops opening the case")] = False,
+        revoke: Annotated[bool, typer.Option(
+            "--revoke", help="The token opens nothing any more")] = False,
+        expires: Annotated[str | None, typer.Option(
+            help="Expiry date YYYY-MM-DD (UTC), or 'default'")] = None,
+    ) -> None:
+        """Print, rotate or revoke a case's victim token, or set when it expires."""
+        case_token_cmd(reference, db, rotate=rotate, revoke=revoke, expires=expires)

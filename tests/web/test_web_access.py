@@ -33,7 +33,7 @@ MATRIX: list[tuple[str, str, tuple[int, int, int, int]]] = [
     ("GET", "/login", (200, 200, 200, 200)),
     ("GET", "/access", (200, 200, 200, 200)),
     ("GET", "/static/style.css", (200, 200, 200, 200)),
-    ("GET", "/api/openapi.json", (200, 200, 200, 200)),
+    ("GET", "/api/openapi.json", (401, 403, 403, 200)),
     ("POST", "/logout", (400, 303, 303, 303)),
 ]
 FORM_ONLY = {("POST", "/login"), ("POST", "/access")}  # tested below, they open sessions

@@ -211,7 +211,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
               trusted_proxies=trusted_networks(trusted_proxies), settings=settings)
     app = PortalApp(title="exhunt dashboard", version="1",
                   description="Campaign dashboard and victim portal for exhunt.",
-                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
 
     @app.middleware("http")
@@ -436,6 +436,13 @@ def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
 def _api_routes(app: FastAPI, web: Web) -> None:
     def who(request: Request, session: Session) -> Principal | None:
         return principal_of(web, session, request)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def api_description(request: Request) -> dict[str, Any]:
+        """The OpenAPI description, for coordinators only (it maps the whole surface)."""
+        with web.store.session() as session:
+            require(who(request, session), coordinator=True)
+        return app.openapi()
 
     @app.get("/api/summary", tags=["api"])
     def api_summary(request: Request) -> dict[str, Any]:

@@ -98,9 +98,13 @@ def test_a_token_expires_weeks_after_resolution_or_when_the_operator_says(world:
     client = TestClient(create_app(world.url, settings=SETTINGS))
     _resolve_case_a(world, days_ago=3)
     assert _case_api(client, world, world.token_a)[0] == 200
+    portal = TestClient(create_app(world.url, settings=SETTINGS))
+    assert _access(portal, world.token_a)[0] == 303
     _resolve_case_a(world, days_ago=40)
     status, detail = _case_api(client, world, world.token_a)
     assert status == 403 and "expired" in detail and CONTACT in detail
+    # the portal session opened before the expiry ends with it
+    assert portal.get(f"/cases/{world.case_a}", follow_redirects=False).status_code == 303
     longer = TestClient(create_app(world.url, settings=PortalSettings(
         token_grace=timedelta(days=60))))
     assert _case_api(longer, world, world.token_a)[0] == 200

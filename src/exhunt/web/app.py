@@ -40,6 +40,7 @@ from exhunt.web.security import (
     IPNetwork,
     Principal,
     WebReport,
+    case_token_lapsed,
     check_password,
     check_token,
     client_address,
@@ -170,6 +171,15 @@ class Web:
         self.limiter = limiter
         self.trusted_proxies = list(trusted_proxies)
 
+    def session_of(self, session: Session, request: Request) -> Principal | None:
+        """The session cookie's principal; a victim's only while the case's token still
+        opens the case (it may have expired since)."""
+        found = session_principal(session, request.cookies.get(SESSION_COOKIE))
+        if found is not None and found.kind == "victim" and case_token_lapsed(
+                session, found.subject, self.settings.token_grace):
+            return None
+        return found
+
     def token_refusal(self, why: str) -> str:
         """What the holder of a once-good token is told, and whom to ask."""
         contact = self.settings.contact
@@ -254,7 +264,7 @@ def _body_refusal(request: Request, limit: int) -> Response | None:
 
 def principal_of(web: Web, session: Session, request: Request) -> Principal | None:
     """From the session cookie, else from a victim token in `Authorization: Bearer`."""
-    found = session_principal(session, request.cookies.get(SESSION_COOKIE))
+    found = web.session_of(session, request)
     if found is not None:
         return found
     header = request.headers.get("authorization", "")
@@ -550,7 +560,7 @@ def _change(series: list[dict[str, Any]]) -> dict[str, int]:
 
 def _page_routes(app: FastAPI, web: Web) -> None:
     def page_principal(request: Request, session: Session) -> Principal | None:
-        return session_principal(session, request.cookies.get(SESSION_COOKIE))
+        return web.session_of(session, request)
 
     def login_redirect() -> RedirectResponse:
         return RedirectResponse("/login", status_code=303)

@@ -321,6 +321,16 @@ def check_token(session: Session, token: str, grace: timedelta) -> TokenCheck:
     return TokenCheck(case)
 
 
+def case_token_lapsed(session: Session, reference: str, grace: timedelta) -> bool:
+    """Whether the case's token expired or was revoked since a portal session was opened."""
+    case = session.scalar(select(Case).where(Case.reference == reference))
+    row = session.get(WebCaseToken, reference)
+    if case is None or (row is not None and row.revoked_at is not None):
+        return True
+    expires = token_expiry(case, row, grace)
+    return expires is not None and expires < utcnow()
+
+
 def token_expiry(case: Case, row: WebCaseToken | None, grace: timedelta) -> datetime | None:
     """The operator's date if set, else `grace` after the case was resolved, else none."""
     if row is not None and row.expires_at is not None:

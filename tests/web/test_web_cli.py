@@ -85,6 +85,7 @@ def test_serve_marks_cookies_secure_unless_loopback_or_told(
     client = TestClient(ran["app"], base_url="https://127.0.0.1")
     response = client.get("/login")
     assert ("secure" in response.headers["set-cookie"].lower()) is secure
+    assert ("strict-transport-security" in response.headers) is secure
 
 
 @pytest.mark.parametrize("change", [["passwd", "coord", "--password-env", "PW"],

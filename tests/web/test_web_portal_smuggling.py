@@ -126,3 +126,19 @@ def test_the_report_name_does_not_rename_the_host(app: Any, world: World) -> Non
     assert response.status_code == 200, response.text
     names = {ip: name for ip, _, name in _state(world.url)["hosts"]}
     assert names[world.host_a].startswith("mail.a.example")
+
+
+def test_a_report_dated_in_the_future_does_not_outrank_later_evidence(app: Any,
+                                                                      world: World) -> None:
+    future = orjson.loads(hunt_report("clean"))
+    future["coverage"] = {"iis": {"first": "9990-01-01T00:00:00Z", "last": "9999-01-01T00:00:00Z",
+                                  "records": 1}}
+    client = TestClient(app)
+    response = client.post("/api/reports", content=orjson.dumps(future),
+                           headers={"Authorization": f"Bearer {world.token_a}"})
+    assert response.status_code == 200, response.text
+    store = Store(world.url)
+    with store.session() as session:
+        latest = session.scalar(select(func.max(Observation.seen_at)))
+    store.close()
+    assert latest is not None and latest.year < 9000

@@ -113,3 +113,25 @@ def test_guessing_a_case_token_through_the_access_form_locks_that_case_only(
     other = client.post("/access", data={"token": world.token_b, "csrf": csrf.group(1)},
                         follow_redirects=False)
     assert other.status_code == 303
+
+
+def test_wrong_tokens_from_a_shared_address_do_not_lock_out_right_ones(world: World) -> None:
+    """Behind one proxy address (not declared trusted), a guesser spraying tokens of unknown
+    cases is slowed; the victims behind the same address still open their cases."""
+    app = create_app(world.url, address_limit=5)
+    client = TestClient(app, client=PROXY)
+    statuses = [client.get(f"/api/cases/EXH-{n:010d}",
+                           headers={"Authorization": f"Bearer exv1.EXH-{n:010d}.{'0' * 40}"}
+                           ).status_code for n in range(8)]
+    assert statuses == [401] * 5 + [429] * 3
+    right = client.get(f"/api/cases/{world.case_b}",
+                       headers={"Authorization": f"Bearer {world.token_b}"})
+    assert right.status_code == 200
+    page = client.get("/access")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    wrong = client.post("/access", data={"token": "exv1.EXH-X.00", "csrf": csrf.group(1)})
+    assert wrong.status_code == 429
+    opened = client.post("/access", data={"token": world.token_a, "csrf": csrf.group(1)},
+                         follow_redirects=False)
+    assert opened.status_code == 303

@@ -86,13 +86,16 @@ class Ingestor:
                       host_ip: str) -> FileResult:
         """One hunt report already parsed (the portal's upload), tied to `host_ip`: read by
         the same hunt-report reader, never sniffed again, never taken as another kind. The
-        caller chose the host; the name inside the report does not rename it."""
+        caller chose the host; the name inside the report does not rename it, and its dates
+        cannot put it after its arrival (a report dated in the future would outrank all later
+        evidence)."""
         digest = hashlib.sha256(data + b"\x00host-ip=" + host_ip.encode()).hexdigest()
 
         def read(session: Session) -> ReadFile:
-            row = hunt_report_row(report, name, host_ip=host_ip, received=utcnow())
+            now = utcnow()
+            row = hunt_report_row(report, name, host_ip=host_ip, received=now)
             if isinstance(row, Sighting):
-                row = replace(row, hostname=None)
+                row = replace(row, hostname=None, seen_at=min(row.seen_at, now))
             columns, problems = self._sorted(session, [row])
             return SightingColumns.empty_table(), columns, problems, 1, None
 

@@ -106,8 +106,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+HSTS = "max-age=31536000"  # sent when served over HTTPS (Secure cookies)
 OWN_CHOICE = {"content-security-policy", "cache-control"}  # a route may set a stricter one
 
 
@@ -115,8 +118,9 @@ class SecurityHeaders:
     """Outermost ASGI layer: every answer the application gives carries the security headers,
     whoever made it (a route, an early refusal, a validation error, a server error)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, extra: dict[str, str] | None = None) -> None:
         self.app = app
+        self.headers = SECURITY_HEADERS | (extra or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,7 +130,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in self.headers.items():
                     if name.lower() in OWN_CHOICE:
                         headers.setdefault(name, value)
                     else:
@@ -137,8 +141,11 @@ class SecurityHeaders:
 
 
 class PortalApp(FastAPI):
+    https = False
+
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        extra = {"Strict-Transport-Security": HSTS} if self.https else None
+        return SecurityHeaders(super().build_middleware_stack(), extra)
 
 
 def _templates() -> Environment:
@@ -175,9 +182,13 @@ class Web:
         """The session cookie's principal; a victim's only while the case's token still
         opens the case (it may have expired since)."""
         found = session_principal(session, request.cookies.get(SESSION_COOKIE))
-        if found is not None and found.kind == "victim" and case_token_lapsed(
-                session, found.subject, self.settings.token_grace):
+        if found is None:
             return None
+        if found.kind == "victim" and case_token_lapsed(session, found.subject,
+                                                        self.settings.token_grace):
+            return None
+        if found.coordinator and user_account(session, found.subject) is None:
+            return None  # removed meanwhile
         return found
 
     def token_refusal(self, why: str) -> str:
@@ -223,6 +234,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
                   description="Campaign dashboard and victim portal for exhunt.",
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
+    app.https = secure_cookies
 
     @app.middleware("http")
     async def refuse_early(request: Request,
@@ -272,14 +284,17 @@ def principal_of(web: Web, session: Session, request: Request) -> Principal | No
         client = web.client_of(request)
         token = header[7:]
         named = token_reference(token)
-        if web.limiter.blocked(client, f"case:{named}" if named else None):
+        if web.limiter.account_blocked(f"case:{named}" if named else None):
             raise HTTPException(429, "too many failed attempts; wait a few minutes")
         check = check_token(session, token, web.settings.token_grace)
         if check.refusal is not None:
             raise HTTPException(403, web.token_refusal(check.refusal))
         case = check.case
         if case is None:
+            blocked = web.limiter.address_blocked(client)
             web.limiter.failed(client, token_account(session, token))
+            if blocked:
+                raise HTTPException(429, "too many failed attempts; wait a few minutes")
             raise HTTPException(401, "token not valid")
         return Principal("victim", case.reference, csrf="")
     return None
@@ -591,14 +606,18 @@ def _page_routes(app: FastAPI, web: Web) -> None:
         return with_pre_csrf(request, "login.html.j2")
 
     def credential_gate(request: Request, csrf: str, client: str, account: str | None,
-                        template: str) -> Response | None:
+                        template: str, *, by_address: bool = True) -> Response | None:
         """What the login and token forms refuse before looking at a credential."""
         if not form_csrf_ok(request, csrf, None):
             return refused(None, "The form expired; reload the page.", 400)
-        if web.limiter.blocked(client, account):
-            return with_pre_csrf(request, template, 429,
-                                 error="Too many failed attempts; wait a few minutes.")
+        if web.limiter.account_blocked(account) or (
+                by_address and web.limiter.address_blocked(client)):
+            return too_many(request, template)
         return None
+
+    def too_many(request: Request, template: str) -> HTMLResponse:
+        return with_pre_csrf(request, template, 429,
+                             error="Too many failed attempts; wait a few minutes.")
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: Annotated[str, Form(max_length=64)],
@@ -627,8 +646,10 @@ def _page_routes(app: FastAPI, web: Web) -> None:
                csrf: Annotated[str, Form(max_length=100)]) -> Response:
         client = web.client_of(request)
         named = token_reference(token)
+        # a right token opens its case whatever others at this address did (160 bits of MAC
+        # are not guessed); only the wrong ones from a busy address are slowed
         if (refusal := credential_gate(request, csrf, client, f"case:{named}" if named else None,
-                                       "access.html.j2")) is not None:
+                                       "access.html.j2", by_address=False)) is not None:
             return refusal
         with web.store.transaction() as session:
             check = check_token(session, token, web.settings.token_grace)
@@ -637,7 +658,10 @@ def _page_routes(app: FastAPI, web: Web) -> None:
                                      error=web.token_refusal(check.refusal))
             case = check.case
             if case is None:
+                blocked = web.limiter.address_blocked(client)
                 web.limiter.failed(client, token_account(session, token))
+                if blocked:
+                    return too_many(request, "access.html.j2")
                 return with_pre_csrf(request, "access.html.j2", 401,
                                      error="That token does not open any case.")
             cookie, _ = open_session(session, "victim", case.reference)

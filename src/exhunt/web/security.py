@@ -394,8 +394,12 @@ class FailureLimiter:
     def blocked(self, address: str, account: str | None = None) -> bool:
         """Whether an attempt from `address` on `account` must wait (checked before the
         credential, so a blocked guesser learns nothing from a right guess)."""
-        if self._count(self._addresses, address_key(address)) >= self.address_limit:
-            return True
+        return self.address_blocked(address) or self.account_blocked(account)
+
+    def address_blocked(self, address: str) -> bool:
+        return self._count(self._addresses, address_key(address)) >= self.address_limit
+
+    def account_blocked(self, account: str | None) -> bool:
         return account is not None and self._count(self._accounts, account) >= self.limit
 
     def failed(self, address: str, account: str | None = None) -> None:

@@ -458,6 +458,25 @@ def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
 # --- JSON API -------------------------------------------------------------------------------
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` put in place, for an OpenAPI request body
+    (where `#/$defs/...` would point nowhere)."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
 def _api_routes(app: FastAPI, web: Web) -> None:
     def who(request: Request, session: Session) -> Principal | None:
         return principal_of(web, session, request)
@@ -511,7 +530,7 @@ def _api_routes(app: FastAPI, web: Web) -> None:
             principal = require(who(request, session))
             return queries.host_detail(session, _host(session, principal, ip))
 
-    upload_schema = ReportUpload.model_json_schema()
+    upload_schema = _inline_refs(ReportUpload.model_json_schema())
     upload_schema.pop("title", None)
 
     @app.post("/api/reports", tags=["api"], response_model=UploadResult,

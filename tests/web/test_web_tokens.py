@@ -113,6 +113,7 @@ def test_a_token_expires_weeks_after_resolution_or_when_the_operator_says(world:
                 "--db", world.url)[0] == 0
     status, detail = _case_api(client, world, world.token_b)
     assert status == 403 and "expired" in detail
+    assert "this token is expired" in _cli("cases", "token", world.case_b, "--db", world.url)[1]
     assert _cli("cases", "token", world.case_b, "--expires", "default", "--db", world.url)[0] == 0
     assert _case_api(client, world, world.token_b)[0] == 200
     code, output = _cli("cases", "token", world.case_b, "--expires", "soon", "--db", world.url)

@@ -236,6 +236,8 @@ def case_token_cmd(reference: str, db: str | None = None, *, rotate: bool = Fals
     one), revoke it, or set its expiry (YYYY-MM-DD, UTC; 'default' = some weeks after the
     case is resolved)."""
     from exhunt.web.security import (
+        DEFAULT_TOKEN_GRACE,
+        check_token,
         current_token,
         revoke_token,
         rotate_token,
@@ -256,10 +258,15 @@ def case_token_cmd(reference: str, db: str | None = None, *, rotate: bool = Fals
                 return
             token = rotate_token(session, reference) if rotate else current_token(session,
                                                                                   reference)
+            state = check_token(session, token, DEFAULT_TOKEN_GRACE).refusal
     except ExhuntError as exc:
         _fail(exc)
         return
     typer.echo(token)
+    if state is not None:  # the operator sees it before mailing a token that opens nothing
+        Console(stderr=True).print(f"note: this token is {state} (--rotate makes a new one; "
+                                   "--expires sets another date)", markup=False,
+                                   highlight=False)
 
 
 def _expiry(text: str) -> datetime | None:

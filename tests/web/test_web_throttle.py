@@ -4,11 +4,14 @@ only through the operator's trusted proxies; a spray of addresses cannot wipe th
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from exhunt_webworld import COORDINATOR, World
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exhunt.store.db import Store
 from exhunt.web.app import create_app
@@ -135,3 +138,19 @@ def test_wrong_tokens_from_a_shared_address_do_not_lock_out_right_ones(world: Wo
     opened = client.post("/access", data={"token": world.token_a, "csrf": csrf.group(1)},
                          follow_redirects=False)
     assert opened.status_code == 303
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.ip_addresses().map(str) | st.text(max_size=12), max_size=6),
+       st.sampled_from(["10.0.0.5", "203.0.113.50"]))
+def test_client_address_is_the_peer_or_a_listed_address(entries: list[str], peer: str) -> None:
+    """Whatever a client writes in X-Forwarded-For: an untrusted peer is itself; through a
+    trusted proxy the answer is one of the written addresses or the proxy, never junk."""
+    networks = trusted_networks(["10.0.0.0/24"])
+    header = ", ".join(entries)
+    got = client_address(peer, header, networks)
+    if peer == "203.0.113.50":
+        assert got == peer
+    else:
+        assert got == peer or got in [e.strip() for e in header.split(",")]
+        ipaddress.ip_address(got)  # always an address

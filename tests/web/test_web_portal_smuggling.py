@@ -48,6 +48,9 @@ SMUGGLED: dict[str, bytes] = {
     "hunt report naming B's host": hunt_report("clean", name="mail.b.example"),
     "hunt report with B's address": orjson.dumps({**orjson.loads(hunt_report("clean")),
                                                   "ip": B_IP}),
+    "hunt report whose host carries B's address": orjson.dumps(
+        {**orjson.loads(hunt_report("clean")),
+         "host": {"name": "mail.a.example", "ip": B_IP}}),
     "list of reports": orjson.dumps([orjson.loads(hunt_report("clean")),
                                      {**orjson.loads(hunt_report("clean")), "ip": B_IP}]),
     # the report's keys only after 4 KiB: once sniffed as a scan line and its `ip` trusted

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Form, HTTPException, Path, Query, Request, UploadFi
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
@@ -70,18 +70,44 @@ Verdict = Literal["clean", "probed", "exploited", "backdoored", "reentered"]
 assert set(Verdict.__args__) == set(HUNT_VERDICTS)  # type: ignore[attr-defined]
 
 
+# keys that mark another kind of evidence: an `exhunt scan` line, a Shadowserver row, or an
+# address the uploader wants the report tied to; a hunt report never carries them
+OTHER_EVIDENCE_KEYS = frozenset({
+    "ip", "address", "target", "reachable", "exchange", "vulnerabilities", "port", "time",
+    "timestamp", "tag", "asn", "geo", "naics", "sector", "hostname", "servername", "version",
+})
+MAX_EXTRA_KEYS = 32  # the hunt adds keys over time (attackers, next_steps, waves, ...)
+
+
+def _no_other_evidence(value: Any) -> Any:
+    if isinstance(value, dict):
+        other = sorted(OTHER_EVIDENCE_KEYS & set(value))
+        if other:
+            raise ValueError(f"carries {', '.join(other)}, which a hunt report never has "
+                             "(a scan line or feed row is not a hunt report)")
+        if len(value) > MAX_EXTRA_KEYS + 8:
+            raise ValueError(f"more than {MAX_EXTRA_KEYS + 8} keys")
+    return value
+
+
 class ReportHost(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
     name: str | None = Field(default=None, max_length=255)
     exchange_build: str | None = Field(default=None, max_length=64)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _only_hunt_keys(cls, value: Any) -> Any:
+        return _no_other_evidence(value)
+
 
 class ReportUpload(BaseModel):
-    """One `exhunt hunt --format json` report, exactly the keys the hunt writes
-    (HuntReport.to_json): a key of any other kind of evidence (a scan's `ip` or `target`, a
-    feed's columns) is refused, so no upload is ever taken for something else."""
+    """One `exhunt hunt --format json` report: the keys the hunt writes (HuntReport.to_json
+    and what report_json adds), kept as they came. A key of another kind of evidence (a scan's
+    `ip` or `target`, a feed's columns) is refused, so no upload is taken for something else;
+    the host it is about never comes from the report."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
     source: str = Field(max_length=4096)
     host: ReportHost
     verdict: Verdict
@@ -89,6 +115,11 @@ class ReportUpload(BaseModel):
     coverage: dict[str, Any] = Field(default_factory=dict, max_length=64)
     findings: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
     errors: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_hunt_keys(cls, value: Any) -> Any:
+        return _no_other_evidence(value)
 
 
 class UploadResult(BaseModel):
@@ -390,7 +421,8 @@ def choose_host(session: Session, case: Case, report: ReportUpload, host_ip: str
     hosts = list(session.scalars(select(Host).where(Host.organisation_id == case.organisation_id)))
     name = (report.host.name or "").strip().lower()
     named = [h for h in hosts if name and name in _names(h)]
-    if name and not named and session.scalar(select(Host.id).where(
+    # a name with NUL matches no stored host (no store text holds NUL; PostgreSQL refuses it)
+    if name and "\x00" not in name and not named and session.scalar(select(Host.id).where(
             or_(func.lower(Host.hostname) == name, func.lower(Host.servername) == name))):
         raise HTTPException(422, "the report is about a host that is not one of this case's "
                                  "hosts; upload the report of your own server")

@@ -33,7 +33,7 @@ MATRIX: list[tuple[str, str, tuple[int, int, int, int]]] = [
     ("GET", "/login", (200, 200, 200, 200)),
     ("GET", "/access", (200, 200, 200, 200)),
     ("GET", "/static/style.css", (200, 200, 200, 200)),
-    ("GET", "/api/openapi.json", (200, 200, 200, 200)),
+    ("GET", "/api/openapi.json", (401, 403, 403, 200)),
     ("POST", "/logout", (400, 303, 303, 303)),
 ]
 FORM_ONLY = {("POST", "/login"), ("POST", "/access")}  # tested below, they open sessions
@@ -108,9 +108,16 @@ def test_forged_or_guessed_tokens_are_refused_then_throttled(app: FastAPI,
         response = client.get(f"/api/cases/{world.case_b}",
                               headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
+    for n in range(4):  # five wrong guesses at case A's token in all
+        guess = world.token_a.rsplit(".", 1)[0] + "." + str(n) * 40
+        assert client.get(f"/api/cases/{world.case_a}",
+                          headers={"Authorization": f"Bearer {guess}"}).status_code == 401
     response = client.get(f"/api/cases/{world.case_a}",
                           headers={"Authorization": f"Bearer {world.token_a}"})
-    assert response.status_code == 429  # five failures from this client: wait
+    assert response.status_code == 429  # case A's token was guessed at: wait
+    response = client.get(f"/api/cases/{world.case_b}",
+                          headers={"Authorization": f"Bearer {world.token_b}"})
+    assert response.status_code == 200  # the guesser's address did not lock case B out
 
 
 def test_login_wrong_password_throttle_and_csrf(app: FastAPI) -> None:

@@ -178,7 +178,7 @@ def test_notice_text_is_readable_by_the_coordinator(clients: dict[str, TestClien
                  | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8))))
 def test_report_parser_accepts_or_refuses_cleanly(data: bytes) -> None:
     try:
-        report = parse_report(data)
+        report, _ = parse_report(data)
     except HTTPException as exc:
         assert exc.status_code == 422
     else:

@@ -33,6 +33,7 @@ from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
 from exhunt.store.lake import ObservationLake
 from exhunt.store.models import Case, Event, Host, Message, Observation, Reject
+from exhunt.web.cli import register_case_token
 
 DbOption = Annotated[
     str | None,
@@ -53,12 +54,13 @@ def _portal(store: Store, url: str | None) -> Portal | None:
     """Tokens are made from a secret the portal keeps in the same database."""
     if url is None:
         return None
-    from exhunt.web.security import case_token, create_web_tables, server_secret
+    from exhunt.web.security import case_token, create_web_tables, server_secret, token_generations
 
     create_web_tables(store.engine)
     with store.transaction() as session:
         secret = server_secret(session)
-    return Portal(url, lambda reference: case_token(secret, reference))
+        generations = token_generations(session)  # after a rotation, notices carry the new one
+    return Portal(url, lambda ref: case_token(secret, ref, generations.get(ref, 1)))
 
 
 def _json_out(value: Any) -> None:
@@ -234,13 +236,22 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             print(f"{len(r.without_contact)} organisations have no e-mail address ({names}{more}):"
                   " their hosts are attributed; notify flags their cases until one is listed")
 
-    @app.command("cases")
+    cases_app = typer.Typer(help="List cases (one per organisation) or the unattributed "
+                            "queue; `exhunt cases token REF` for a case's victim token.",
+                            invoke_without_command=True)
+    app.add_typer(cases_app, name="cases")
+    register_case_token(cases_app)
+
+    @cases_app.callback()
     def cases_cmd(
+        ctx: typer.Context,
         db: DbOption = None, fmt: FormatOption = "text",
         unattributed: Annotated[bool, typer.Option(help="Hosts with no owner yet")] = False,
         detail: Annotated[bool, typer.Option(help="Evidence per host, history per case")] = False,
     ) -> None:
         """List cases (one per organisation) or the unattributed queue."""
+        if ctx.invoked_subcommand is not None:
+            return
         try:
             store = Store(db)
         except ExhuntError as exc:

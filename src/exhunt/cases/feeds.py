@@ -428,6 +428,12 @@ def read_hunt_json(
         yield _hunt_row(report, name, index, host_ip, received)
 
 
+def hunt_report_row(report: object, name: str, *, host_ip: str | None,
+                    received: datetime | None) -> Row:
+    """One hunt report already parsed (the portal parses its upload once and reads it here)."""
+    return _hunt_row(report, name, 1, host_ip, received)
+
+
 def _latest_coverage(report: dict[str, Any]) -> datetime | None:
     latest: datetime | None = None
     coverage = report.get("coverage")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import func, insert, or_, select
@@ -26,6 +28,7 @@ from exhunt.cases.feeds import (
     Sighting,
     clean_text,
     csv_header,
+    hunt_report_row,
     read_any,
     sniff_kind,
 )
@@ -40,6 +43,10 @@ from exhunt.store.bulk import core, gc_paused
 from exhunt.store.db import Store
 from exhunt.store.lake import ObservationLake
 from exhunt.store.models import Host, IngestedFile, Reject, utcnow
+
+# what reading a file gives: plain sightings as a table, the other usable ones as columns,
+# unusable rows, rows read, the stored hosts when read meanwhile
+ReadFile = tuple[pa.Table, SightingColumns, list[RowProblem], int, pa.Table | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +86,37 @@ class Ingestor:
             # the same report bytes tied to another address are a different piece of evidence
             hashed.update(b"\x00host-ip=" + host_ip.encode("utf-8", "replace"))
         digest = hashed.hexdigest()
+        return self._take_in(digest, name, kind, lambda session: self._read(
+            session, data, inner, kind, host_ip, report), report)
+
+    def ingest_report(self, report: dict[str, Any], data: bytes, name: str, *,
+                      host_ip: str) -> FileResult:
+        """One hunt report already parsed (the portal's upload), tied to `host_ip`: read by
+        the same hunt-report reader, never sniffed again, never taken as another kind. The
+        caller chose the host; the name inside the report does not rename it, and its dates
+        cannot put it after its arrival (a report dated in the future would outrank all later
+        evidence)."""
+        digest = hashlib.sha256(data + b"\x00host-ip=" + host_ip.encode()).hexdigest()
+
+        def read(session: Session) -> ReadFile:
+            now = utcnow()
+            row = hunt_report_row(report, name, host_ip=host_ip, received=now)
+            if isinstance(row, Sighting):
+                row = replace(row, hostname=None, seen_at=min(row.seen_at, now))
+            columns, problems = self._sorted(session, [row])
+            return SightingColumns.empty_table(), columns, problems, 1, None
+
+        return self._take_in(digest, name, "hunt", read, None)
+
+    def _take_in(self, digest: str, name: str, kind: str,
+                 read: Callable[[Session], ReadFile], report: ReportKind | None) -> FileResult:
         with gc_paused(), self.store.writing() as session:
             if session.scalar(select(IngestedFile.id).where(IngestedFile.sha256 == digest)):
                 return FileResult(name, kind, "already ingested")
             ledger = IngestedFile(sha256=digest, name=clean_text(name), kind=kind)
             session.add(ledger)
             session.flush()
-            table, others, problems, rows, held = self._read(session, data, inner, kind,
-                                                              host_ip, report)
+            table, others, problems, rows, held = read(session)
             lake_rows = self._lake_rows(table, others)
             repeated, table = settle_repeats(session, table, set(others.ip), held)
             columns = SightingColumns.from_table(table)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -19,9 +21,11 @@ from fastapi import FastAPI, Form, HTTPException, Path, Query, Request, UploadFi
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exhunt.cases.feeds import HUNT_VERDICTS
 from exhunt.cases.ingest import Ingestor
@@ -31,17 +35,24 @@ from exhunt.web import queries
 from exhunt.web.charts import PALETTE, Series, bar_chart, line_chart
 from exhunt.web.hunt_view import uploaded_report_html
 from exhunt.web.security import (
+    DEFAULT_TOKEN_GRACE,
     FailureLimiter,
+    IPNetwork,
     Principal,
     WebReport,
-    case_token,
+    case_token_lapsed,
     check_password,
+    check_token,
+    client_address,
     close_session,
     create_web_tables,
+    current_token,
     open_session,
-    server_secret,
     session_principal,
-    token_case,
+    token_account,
+    token_reference,
+    trusted_networks,
+    user_account,
 )
 
 SESSION_COOKIE = "exhunt_session"
@@ -59,18 +70,56 @@ Verdict = Literal["clean", "probed", "exploited", "backdoored", "reentered"]
 assert set(Verdict.__args__) == set(HUNT_VERDICTS)  # type: ignore[attr-defined]
 
 
+# keys that mark another kind of evidence: an `exhunt scan` line, a Shadowserver row, or an
+# address the uploader wants the report tied to; a hunt report never carries them
+OTHER_EVIDENCE_KEYS = frozenset({
+    "ip", "address", "target", "reachable", "exchange", "vulnerabilities", "port", "time",
+    "timestamp", "tag", "asn", "geo", "naics", "sector", "hostname", "servername", "version",
+})
+MAX_EXTRA_KEYS = 32  # the hunt adds keys over time (attackers, next_steps, waves, ...)
+
+
+def _no_other_evidence(value: Any) -> Any:
+    if isinstance(value, dict):
+        other = sorted(OTHER_EVIDENCE_KEYS & set(value))
+        if other:
+            raise ValueError(f"carries {', '.join(other)}, which a hunt report never has "
+                             "(a scan line or feed row is not a hunt report)")
+        if len(value) > MAX_EXTRA_KEYS + 8:
+            raise ValueError(f"more than {MAX_EXTRA_KEYS + 8} keys")
+    return value
+
+
+class ReportHost(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None = Field(default=None, max_length=255)
+    exchange_build: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_hunt_keys(cls, value: Any) -> Any:
+        return _no_other_evidence(value)
+
+
 class ReportUpload(BaseModel):
-    """The parts of an `exhunt hunt --format json` report the portal relies on (DESIGN.md);
-    anything else in the report is kept as it came."""
+    """One `exhunt hunt --format json` report: the keys the hunt writes (HuntReport.to_json
+    and what report_json adds), kept as they came. A key of another kind of evidence (a scan's
+    `ip` or `target`, a feed's columns) is refused, so no upload is taken for something else;
+    the host it is about never comes from the report."""
 
     model_config = ConfigDict(extra="allow")
     source: str = Field(max_length=4096)
-    host: dict[str, str | None] = Field(max_length=16)
+    host: ReportHost
     verdict: Verdict
     first_exploitation: str | None = Field(default=None, max_length=64)
     coverage: dict[str, Any] = Field(default_factory=dict, max_length=64)
     findings: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
     errors: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_hunt_keys(cls, value: Any) -> Any:
+        return _no_other_evidence(value)
 
 
 class UploadResult(BaseModel):
@@ -83,22 +132,111 @@ class UploadResult(BaseModel):
     report_id: int
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+HSTS = "max-age=31536000"  # sent when served over HTTPS (Secure cookies)
+OWN_CHOICE = {"content-security-policy", "cache-control"}  # a route may set a stricter one
+
+
+class SecurityHeaders:
+    """Outermost ASGI layer: every answer the application gives carries the security headers,
+    whoever made it (a route, an early refusal, a validation error, a server error)."""
+
+    def __init__(self, app: ASGIApp, extra: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.headers = SECURITY_HEADERS | (extra or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    if name.lower() in OWN_CHOICE:
+                        headers.setdefault(name, value)
+                    else:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class PortalApp(FastAPI):
+    https = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        extra = {"Strict-Transport-Security": HSTS} if self.https else None
+        return SecurityHeaders(super().build_middleware_stack(), extra)
+
+
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("exhunt.web", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     return env
 
 
+@dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """What the operator sets about victim tokens and uploads."""
+
+    contact: str = "the CERT that sent your notice"
+    token_grace: timedelta = DEFAULT_TOKEN_GRACE  # tokens open resolved cases this long
+    case_reports: int = 50  # uploads a token holder may make to one case
+    case_bytes: int = 50 * 1024 * 1024
+
+
 class Web:
     """State shared by the routes: the store, templates, throttles."""
 
     def __init__(self, store: Store, *, secure_cookies: bool, max_upload: int,
-                 limiter: FailureLimiter) -> None:
+                 limiter: FailureLimiter, trusted_proxies: Sequence[IPNetwork] = (),
+                 settings: PortalSettings | None = None) -> None:
         self.store = store
+        self.settings = settings or PortalSettings()
         self.templates = _templates()
         self.secure_cookies = secure_cookies
         self.max_upload = max_upload
         self.limiter = limiter
+        self.trusted_proxies = list(trusted_proxies)
+
+    def session_of(self, session: Session, request: Request) -> Principal | None:
+        """The session cookie's principal; a victim's only while the case's token still
+        opens the case (it may have expired since)."""
+        found = session_principal(session, request.cookies.get(SESSION_COOKIE))
+        if found is None:
+            return None
+        if found.kind == "victim" and case_token_lapsed(session, found.subject,
+                                                        self.settings.token_grace):
+            return None
+        if found.coordinator and user_account(session, found.subject) is None:
+            return None  # removed meanwhile
+        return found
+
+    def token_refusal(self, why: str) -> str:
+        """What the holder of a once-good token is told, and whom to ask."""
+        contact = self.settings.contact
+        return {
+            "revoked": f"This token was revoked. Contact {contact} for a new one.",
+            "expired": f"This token has expired: its case was closed. Contact {contact} if "
+                       "your server needs the case again.",
+            "replaced": "This token was replaced by a newer one: use the token in the latest "
+                        f"notice, or contact {contact}.",
+        }[why]
+
+    def client_of(self, request: Request) -> str:
+        """The client's address, through the operator's trusted proxies only."""
+        return client_address(request.client.host if request.client else None,
+                              request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
     def page(self, name: str, principal: Principal | None, status: int = 200,
              **context: Any) -> HTMLResponse:
@@ -111,40 +249,34 @@ class Web:
                             max_age=12 * 3600)
 
 
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
                max_upload: int = MAX_UPLOAD_BYTES, login_limit: int = 5,
-               login_window: float = 300.0) -> FastAPI:
-    """The dashboard over the store at `db_url` (SQLite path or URL, PostgreSQL URL)."""
+               login_window: float = 300.0, address_limit: int = 50,
+               trusted_proxies: Sequence[str] = (),
+               settings: PortalSettings | None = None) -> FastAPI:
+    """The dashboard over the store at `db_url` (SQLite path or URL, PostgreSQL URL).
+    `trusted_proxies`: CIDRs of the reverse proxies whose X-Forwarded-For is believed."""
     store = Store(db_url)
     create_web_tables(store.engine)
     web = Web(store, secure_cookies=secure_cookies, max_upload=max_upload,
-              limiter=FailureLimiter(login_limit, login_window))
-    app = FastAPI(title="exhunt dashboard", version="1",
+              limiter=FailureLimiter(login_limit, login_window, address_limit=address_limit),
+              trusted_proxies=trusted_networks(trusted_proxies), settings=settings)
+    app = PortalApp(title="exhunt dashboard", version="1",
                   description="Campaign dashboard and victim portal for exhunt.",
-                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
+    app.https = secure_cookies
 
     @app.middleware("http")
-    async def security_headers(request: Request,
-                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def refuse_early(request: Request,
+                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if _has_nul(request):  # no store text column takes NUL (PostgreSQL refuses it)
-            return JSONResponse({"detail": "NUL characters are not accepted"},
-                                status_code=400, headers={"Content-Security-Policy": PAGE_CSP})
+            return JSONResponse({"detail": "NUL characters are not accepted"}, status_code=400)
         if request.method == "POST":
             refused = _body_refusal(request, web.max_upload)
             if refused is not None:
                 return refused
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        return await call_next(request)
 
     _api_routes(app, web)
     _page_routes(app, web)
@@ -163,11 +295,10 @@ def _body_refusal(request: Request, limit: int) -> Response | None:
     if declared is None:
         if request.url.path == "/api/reports":
             return None
-        return JSONResponse({"detail": "Content-Length required"}, status_code=411,
-                            headers={"Content-Security-Policy": PAGE_CSP})
+        return JSONResponse({"detail": "Content-Length required"}, status_code=411)
     if not declared.isdigit() or int(declared) > limit + FORM_OVERHEAD:
         return JSONResponse({"detail": f"request body larger than {limit} bytes"},
-                            status_code=413, headers={"Content-Security-Policy": PAGE_CSP})
+                            status_code=413)
     return None
 
 
@@ -176,17 +307,25 @@ def _body_refusal(request: Request, limit: int) -> Response | None:
 
 def principal_of(web: Web, session: Session, request: Request) -> Principal | None:
     """From the session cookie, else from a victim token in `Authorization: Bearer`."""
-    found = session_principal(session, request.cookies.get(SESSION_COOKIE))
+    found = web.session_of(session, request)
     if found is not None:
         return found
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
-        client = client_of(request)
-        if web.limiter.blocked(client):
+        client = web.client_of(request)
+        token = header[7:]
+        named = token_reference(token)
+        if web.limiter.account_blocked(f"case:{named}" if named else None):
             raise HTTPException(429, "too many failed attempts; wait a few minutes")
-        case = token_case(session, header[7:])
+        check = check_token(session, token, web.settings.token_grace)
+        if check.refusal is not None:
+            raise HTTPException(403, web.token_refusal(check.refusal))
+        case = check.case
         if case is None:
-            web.limiter.failed(client)
+            blocked = web.limiter.address_blocked(client)
+            web.limiter.failed(client, token_account(session, token))
+            if blocked:
+                raise HTTPException(429, "too many failed attempts; wait a few minutes")
             raise HTTPException(401, "token not valid")
         return Principal("victim", case.reference, csrf="")
     return None
@@ -246,50 +385,89 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_report(data: bytes) -> ReportUpload:
+def parse_report(data: bytes) -> tuple[ReportUpload, dict[str, Any]]:
+    """The upload as one hunt report (checked) and the document it was parsed from; parsed
+    once, here. Anything else is refused with a plain reason."""
+    if data.startswith(b"\x1f\x8b"):
+        raise HTTPException(422, "this is a gzip file; upload the JSON report exhunt hunt wrote,"
+                                 " uncompressed")
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise HTTPException(422, "the report starts with a byte-order mark; upload the file "
+                                 "exhunt hunt wrote, unchanged")
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise HTTPException(422, f"not JSON: {exc}") from exc
+        raise HTTPException(422, "not one JSON document (a scan JSONL file or a CSV feed is "
+                                 f"not a hunt report): {exc}") from exc
     if not isinstance(document, dict):
-        raise HTTPException(422, "a hunt report is one JSON object")
+        raise HTTPException(422, "a hunt report is one JSON object, not a list or a value; "
+                                 "upload one report per host")
     try:
-        return ReportUpload.model_validate(document)
+        return ReportUpload.model_validate(document), document
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in exc.errors()[:5])
         raise HTTPException(422, f"not an exhunt hunt report: {problems}") from exc
 
 
+def _names(host: Host) -> set[str]:
+    return {n.lower() for n in (host.hostname, host.servername) if n}
+
+
 def choose_host(session: Session, case: Case, report: ReportUpload, host_ip: str | None) -> str:
     """The case's host the report is about: the address given, else the one whose name the
-    report carries, else the case's only host. Never a host of another case."""
+    report carries, else the case's only host. Never a host of another case: a report whose
+    host name is known only for another case's host is refused."""
     hosts = list(session.scalars(select(Host).where(Host.organisation_id == case.organisation_id)))
+    name = (report.host.name or "").strip().lower()
+    named = [h for h in hosts if name and name in _names(h)]
+    # a name with NUL matches no stored host (no store text holds NUL; PostgreSQL refuses it)
+    if name and "\x00" not in name and not named and session.scalar(select(Host.id).where(
+            or_(func.lower(Host.hostname) == name, func.lower(Host.servername) == name))):
+        raise HTTPException(422, "the report is about a host that is not one of this case's "
+                                 "hosts; upload the report of your own server")
     if host_ip:
-        for h in hosts:
-            if h.ip == host_ip.strip():
-                return h.ip
-        raise HTTPException(422, "that address is not one of this case's hosts")
-    name = (report.host.get("name") or "").lower()
-    named = [h.ip for h in hosts if name and name in ((h.hostname or "").lower(),
-                                                      (h.servername or "").lower())]
+        chosen = [h for h in hosts if h.ip == host_ip.strip()]
+        if not chosen:
+            raise HTTPException(422, "that address is not one of this case's hosts")
+        if named and chosen[0] not in named:
+            raise HTTPException(422, "the report names another of this case's hosts than the "
+                                     "address given")
+        return chosen[0].ip
     if len(named) == 1:
-        return named[0]
+        return named[0].ip
     if len(hosts) == 1:
         return hosts[0].ip
     raise HTTPException(422, "say which of this case's hosts the report is about (host_ip)")
 
 
+def check_quota(session: Session, settings: PortalSettings, case_id: int, size: int) -> None:
+    """A token holder's uploads to one case are bounded in number and bytes; the reports
+    already received stay."""
+    count, stored = session.execute(
+        select(func.count(WebReport.id), func.coalesce(func.sum(func.length(WebReport.body)), 0))
+        .where(WebReport.case_id == case_id)).one()
+    if count >= settings.case_reports or stored + size > settings.case_bytes:
+        raise HTTPException(413, f"this case's upload quota is reached ({count} reports, "
+                                 f"{stored} bytes received, at most {settings.case_reports} "
+                                 f"reports and {settings.case_bytes} bytes); the reports already "
+                                 f"received are kept. Contact {settings.contact} to send more")
+
+
 def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
                   host_ip: str | None) -> UploadResult:
-    """Check, ingest (the case moves on it), keep the report and note it in the history."""
+    """Check, ingest (the case moves on it), keep the report and note it in the history.
+    Every refusal comes before anything is written."""
     require(principal, case_reference=reference)
-    report = parse_report(data)
+    report, document = parse_report(data)
     with web.store.session() as session:
         case = _case(session, reference)
         ip = choose_host(session, case, report, host_ip)
         case_id = case.id
-    result = Ingestor(web.store).ingest_bytes(data, f"portal upload for {reference}", host_ip=ip)
+        if not principal.coordinator:
+            check_quota(session, web.settings, case_id, len(data))
+    result = Ingestor(web.store).ingest_report(document, data, f"portal upload for {reference}",
+                                               host_ip=ip)
     if result.rejected:
         raise HTTPException(422, "the report could not be used; see the rejects list")
     with web.store.transaction() as session:
@@ -312,9 +490,35 @@ def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
 # --- JSON API -------------------------------------------------------------------------------
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` put in place, for an OpenAPI request body
+    (where `#/$defs/...` would point nowhere)."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
 def _api_routes(app: FastAPI, web: Web) -> None:
     def who(request: Request, session: Session) -> Principal | None:
         return principal_of(web, session, request)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def api_description(request: Request) -> dict[str, Any]:
+        """The OpenAPI description, for coordinators only (it maps the whole surface)."""
+        with web.store.session() as session:
+            require(who(request, session), coordinator=True)
+        return app.openapi()
 
     @app.get("/api/summary", tags=["api"])
     def api_summary(request: Request) -> dict[str, Any]:
@@ -358,7 +562,7 @@ def _api_routes(app: FastAPI, web: Web) -> None:
             principal = require(who(request, session))
             return queries.host_detail(session, _host(session, principal, ip))
 
-    upload_schema = ReportUpload.model_json_schema()
+    upload_schema = _inline_refs(ReportUpload.model_json_schema())
     upload_schema.pop("title", None)
 
     @app.post("/api/reports", tags=["api"], response_model=UploadResult,
@@ -422,7 +626,7 @@ def _change(series: list[dict[str, Any]]) -> dict[str, int]:
 
 def _page_routes(app: FastAPI, web: Web) -> None:
     def page_principal(request: Request, session: Session) -> Principal | None:
-        return session_principal(session, request.cookies.get(SESSION_COOKIE))
+        return web.session_of(session, request)
 
     def login_redirect() -> RedirectResponse:
         return RedirectResponse("/login", status_code=303)
@@ -452,26 +656,31 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     def login_form(request: Request) -> HTMLResponse:
         return with_pre_csrf(request, "login.html.j2")
 
-    def credential_gate(request: Request, csrf: str, client: str,
-                        template: str) -> Response | None:
+    def credential_gate(request: Request, csrf: str, client: str, account: str | None,
+                        template: str, *, by_address: bool = True) -> Response | None:
         """What the login and token forms refuse before looking at a credential."""
         if not form_csrf_ok(request, csrf, None):
             return refused(None, "The form expired; reload the page.", 400)
-        if web.limiter.blocked(client):
-            return with_pre_csrf(request, template, 429,
-                                 error="Too many failed attempts; wait a few minutes.")
+        if web.limiter.account_blocked(account) or (
+                by_address and web.limiter.address_blocked(client)):
+            return too_many(request, template)
         return None
+
+    def too_many(request: Request, template: str) -> HTMLResponse:
+        return with_pre_csrf(request, template, 429,
+                             error="Too many failed attempts; wait a few minutes.")
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: Annotated[str, Form(max_length=64)],
               password: Annotated[str, Form(max_length=1024)],
               csrf: Annotated[str, Form(max_length=100)]) -> Response:
-        client = client_of(request)
-        if (refusal := credential_gate(request, csrf, client, "login.html.j2")) is not None:
+        client = web.client_of(request)
+        if (refusal := credential_gate(request, csrf, client, f"user:{username[:64]}",
+                                       "login.html.j2")) is not None:
             return refusal
         with web.store.transaction() as session:
             if not check_password(session, username, password):
-                web.limiter.failed(client)
+                web.limiter.failed(client, user_account(session, username))
                 return with_pre_csrf(request, "login.html.j2", 401,
                                      error="Wrong user name or password.")
             cookie, _ = open_session(session, "coordinator", username)
@@ -486,13 +695,24 @@ def _page_routes(app: FastAPI, web: Web) -> None:
     @app.post("/access", include_in_schema=False)
     def access(request: Request, token: Annotated[str, Form(max_length=200)],
                csrf: Annotated[str, Form(max_length=100)]) -> Response:
-        client = client_of(request)
-        if (refusal := credential_gate(request, csrf, client, "access.html.j2")) is not None:
+        client = web.client_of(request)
+        named = token_reference(token)
+        # a right token opens its case whatever others at this address did (160 bits of MAC
+        # are not guessed); only the wrong ones from a busy address are slowed
+        if (refusal := credential_gate(request, csrf, client, f"case:{named}" if named else None,
+                                       "access.html.j2", by_address=False)) is not None:
             return refusal
         with web.store.transaction() as session:
-            case = token_case(session, token)
+            check = check_token(session, token, web.settings.token_grace)
+            if check.refusal is not None:
+                return with_pre_csrf(request, "access.html.j2", 403,
+                                     error=web.token_refusal(check.refusal))
+            case = check.case
             if case is None:
-                web.limiter.failed(client)
+                blocked = web.limiter.address_blocked(client)
+                web.limiter.failed(client, token_account(session, token))
+                if blocked:
+                    return too_many(request, "access.html.j2")
                 return with_pre_csrf(request, "access.html.j2", 401,
                                      error="That token does not open any case.")
             cookie, _ = open_session(session, "victim", case.reference)
@@ -558,8 +778,7 @@ def _page_routes(app: FastAPI, web: Web) -> None:
             if case is None:
                 return refused(principal, "No such case.", 404)
             detail = queries.case_detail(session, case, with_bodies=principal.coordinator)
-            token = (case_token(server_secret(session), case.reference)
-                     if principal.coordinator else None)
+            token = current_token(session, case.reference) if principal.coordinator else None
         return web.page("case.html.j2", principal, case=detail, token=token)
 
     @app.post("/cases/{reference}/reports", include_in_schema=False)

@@ -1,14 +1,16 @@
-"""`exhunt serve` (the dashboard), `exhunt users add` and `exhunt users token`."""
+"""`exhunt serve` (the dashboard), `exhunt users add|passwd|remove|list|token`."""
 
 from __future__ import annotations
 
 import getpass
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy import select
 
 from exhunt.errors import ExhuntError, InputError, UsageError
@@ -53,6 +55,46 @@ def _load_fleet_summary(db: str | None, path: Path) -> None:
         store.close()
 
 
+PasswordEnvOption = Annotated[str | None, typer.Option(
+    help="Read the password from this environment variable instead of a prompt")]
+
+
+def _read_password(password_env: str | None) -> str:
+    if password_env:
+        return os.environ.get(password_env, "")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        _fail(UsageError("the two passwords differ"))
+    return password
+
+
+def _web_store(db: str | None) -> Store:
+    from exhunt.web.security import create_web_tables
+
+    store = Store(db)
+    create_web_tables(store.engine)
+    return store
+
+
+def _say(text: str) -> None:
+    Console().print(text, highlight=False, markup=False)
+
+
+def secure_cookies(host: str, *, tls: bool, proxies: list[str], insecure_http: bool) -> bool:
+    """Whether cookies are marked Secure: always behind TLS or an HTTPS proxy, otherwise not on
+    loopback or when the operator says --insecure-http. Listening beyond loopback with neither
+    TLS nor an HTTPS proxy in front is refused unless told so: the portal's tokens and
+    passwords would cross the network bare."""
+    if insecure_http:
+        return False
+    if tls or proxies:
+        return True
+    if host not in LOOPBACK:
+        raise UsageError(f"listening on {host} without TLS: give --tls-cert/--tls-key, or "
+                         "--trusted-proxy CIDR for the HTTPS proxy in front, or --insecure-http")
+    return False
+
+
 def register(app: typer.Typer, lab: typer.Typer) -> None:
     users_app = typer.Typer(help="Coordinator accounts of the dashboard, victim tokens.")
     app.add_typer(users_app, name="users")
@@ -62,54 +104,121 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         db: DbOption = None,
         host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-        secure_cookies: Annotated[bool, typer.Option(
-            help="Mark cookies Secure (set when served behind HTTPS)")] = False,
+        trusted_proxy: Annotated[list[str] | None, typer.Option(
+            "--trusted-proxy", metavar="CIDR",
+            help="A reverse proxy (HTTPS in front of this server) whose X-Forwarded-For names "
+            "the client; repeat for several")] = None,
+        tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate "
+                                                           "(PEM)")] = None,
+        tls_key: Annotated[Path | None, typer.Option(help="Its private key (PEM)")] = None,
+        insecure_http: Annotated[bool, typer.Option(
+            "--insecure-http", help="Plain HTTP beyond loopback, cookies not Secure: only for "
+            "a closed lab network")] = False,
         fleet_summary: Annotated[Path | None, typer.Option(
             help="Show this fleet-hunt summary JSON (waves, clusters) on the overview")
         ] = None,
+        contact: Annotated[str, typer.Option(
+            help="Whom a victim asks when their token is revoked or expired, e.g. an address "
+            "of the CERT")] = "the CERT that sent your notice",
+        token_grace_days: Annotated[int, typer.Option(
+            min=0, help="A victim token still opens its case this many days after the case "
+            "is resolved")] = 28,
+        case_reports: Annotated[int, typer.Option(
+            min=1, help="Reports a token holder may upload to one case")] = 50,
+        case_mb: Annotated[int, typer.Option(
+            min=1, help="Megabytes a token holder may upload to one case")] = 50,
     ) -> None:
         """The campaign dashboard and victim portal."""
         import uvicorn
 
-        from exhunt.web.app import create_app
+        from exhunt.web.app import PortalSettings, create_app
 
-        if host not in LOOPBACK and not secure_cookies:
-            Console(stderr=True).print("warning: listening beyond loopback without "
-                                       "--secure-cookies; put HTTPS in front of it")
+        settings = PortalSettings(contact, timedelta(days=token_grace_days), case_reports,
+                                  case_mb * 1024 * 1024)
+        proxies = trusted_proxy or []
         try:
-            web_app = create_app(db, secure_cookies=secure_cookies)
+            secure = secure_cookies(host, tls=tls_cert is not None, proxies=proxies,
+                                    insecure_http=insecure_http)
+            if (tls_cert is None) != (tls_key is None):
+                raise UsageError("give --tls-cert and --tls-key together")
+            web_app = create_app(db, secure_cookies=secure, trusted_proxies=proxies,
+                                 settings=settings)
             if fleet_summary is not None:
                 _load_fleet_summary(db, fleet_summary)
         except ExhuntError as exc:
             _fail(exc)
         uvicorn.run(web_app, host=host, port=port, log_level="warning",
-                    proxy_headers=False, server_header=False)
+                    proxy_headers=False, server_header=False,
+                    ssl_certfile=str(tls_cert) if tls_cert else None,
+                    ssl_keyfile=str(tls_key) if tls_key else None)
 
     @users_app.command("add")
     def users_add(
         username: Annotated[str, typer.Argument(help="Coordinator user name")],
         db: DbOption = None,
-        password_env: Annotated[str | None, typer.Option(
-            help="Read the password from this environment variable instead of a prompt")
-        ] = None,
+        password_env: PasswordEnvOption = None,
     ) -> None:
         """Create a coordinator account (or set a new password); argon2id-hashed."""
-        from exhunt.web.security import add_user, create_web_tables
+        from exhunt.web.security import add_user
 
-        if password_env:
-            password = os.environ.get(password_env, "")
-        else:
-            password = getpass.getpass("Password: ")
-            if getpass.getpass("Again: ") != password:
-                _fail(UsageError("the two passwords differ"))
+        password = _read_password(password_env)
         try:
-            store = Store(db)
-            create_web_tables(store.engine)
-            with store.transaction() as session:
+            with _web_store(db).transaction() as session:
                 add_user(session, username, password)
         except ExhuntError as exc:
             _fail(exc)
-        Console().print(f"coordinator {username} ready", highlight=False, markup=False)
+        _say(f"coordinator {username} ready")
+
+    @users_app.command("passwd")
+    def users_passwd(
+        username: Annotated[str, typer.Argument(help="Coordinator user name")],
+        db: DbOption = None,
+        password_env: PasswordEnvOption = None,
+    ) -> None:
+        """Set a coordinator's new password; every session of that user ends at once."""
+        from exhunt.web.security import set_password
+
+        password = _read_password(password_env)
+        try:
+            with _web_store(db).transaction() as session:
+                set_password(session, username, password)
+        except ExhuntError as exc:
+            _fail(exc)
+        _say(f"coordinator {username}: new password; their sessions are ended")
+
+    @users_app.command("remove")
+    def users_remove(
+        username: Annotated[str, typer.Argument(help="Coordinator user name")],
+        db: DbOption = None,
+    ) -> None:
+        """Delete a coordinator account; its sessions end at once."""
+        from exhunt.web.security import remove_user
+
+        try:
+            with _web_store(db).transaction() as session:
+                ended = remove_user(session, username)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        _say(f"coordinator {username} removed; {ended} sessions ended")
+
+    @users_app.command("list")
+    def users_list(db: DbOption = None) -> None:
+        """The coordinator accounts, when each was made, and their sessions open now."""
+        from exhunt.web.security import list_users
+
+        try:
+            with _web_store(db).session() as session:
+                users = list_users(session)
+        except ExhuntError as exc:
+            _fail(exc)
+            return
+        table = Table(title=f"{len(users)} coordinators")
+        for column in ("user", "created (UTC)", "open sessions"):
+            table.add_column(column)
+        for name, created, sessions in users:
+            table.add_row(name, created.isoformat(timespec="seconds"), str(sessions))
+        Console(highlight=False).print(table, markup=False)
 
     @users_app.command("token")
     def users_token(
@@ -117,15 +226,71 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Print the victim token of one case (it opens that case only)."""
-        from exhunt.web.security import case_token, create_web_tables, server_secret
+        case_token_cmd(reference, db)
 
-        try:
-            store = Store(db)
-            create_web_tables(store.engine)
-            with store.transaction() as session:
-                if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
-                    raise UsageError(f"no case {reference!r}")
-                token = case_token(server_secret(session), reference)
-        except ExhuntError as exc:
-            _fail(exc)
-        typer.echo(token)
+
+def case_token_cmd(reference: str, db: str | None = None, *, rotate: bool = False,
+                   revoke: bool = False, expires: str | None = None) -> None:
+    """`exhunt cases token REF`: print the case's current victim token, or rotate it (a new
+    token; the old one and its portal sessions end; the next notice round carries the new
+    one), revoke it, or set its expiry (YYYY-MM-DD, UTC; 'default' = some weeks after the
+    case is resolved)."""
+    from exhunt.web.security import (
+        DEFAULT_TOKEN_GRACE,
+        check_token,
+        current_token,
+        revoke_token,
+        rotate_token,
+        set_token_expiry,
+    )
+
+    if rotate and revoke:
+        _fail(UsageError("give --rotate or --revoke, not both"))
+    try:
+        with _web_store(db).transaction() as session:
+            if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+                raise UsageError(f"no case {reference!r}")
+            if expires is not None:
+                set_token_expiry(session, reference, _expiry(expires))
+            if revoke:
+                revoke_token(session, reference)
+                _say(f"{reference}: token revoked; it opens nothing until --rotate")
+                return
+            token = rotate_token(session, reference) if rotate else current_token(session,
+                                                                                  reference)
+            state = check_token(session, token, DEFAULT_TOKEN_GRACE).refusal
+    except ExhuntError as exc:
+        _fail(exc)
+        return
+    typer.echo(token)
+    if state is not None:  # the operator sees it before mailing a token that opens nothing
+        Console(stderr=True).print(f"note: this token is {state} (--rotate makes a new one; "
+                                   "--expires sets another date)", markup=False,
+                                   highlight=False)
+
+
+def _expiry(text: str) -> datetime | None:
+    if text == "default":
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError as exc:
+        raise UsageError(f"--expires: {text!r} is not YYYY-MM-DD or 'default'") from exc
+
+
+def register_case_token(cases_app: typer.Typer) -> None:
+    """Add `token` to the `exhunt cases` group."""
+
+    @cases_app.command("token")
+    def cases_token(
+        reference: Annotated[str, typer.Argument(help="Case reference, e.g. EXH-0123456789")],
+        db: DbOption = None,
+        rotate: Annotated[bool, typer.Option(
+            "--rotate", help="Make a new token; the old one stops opening the case")] = False,
+        revoke: Annotated[bool, typer.Option(
+            "--revoke", help="The token opens nothing any more")] = False,
+        expires: Annotated[str | None, typer.Option(
+            help="Expiry date YYYY-MM-DD (UTC), or 'default'")] = None,
+    ) -> None:
+        """Print, rotate or revoke a case's victim token, or set when it expires."""
+        case_token_cmd(reference, db, rotate=rotate, revoke=revoke, expires=expires)

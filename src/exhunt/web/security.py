@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import DateTime, Engine, Integer, LargeBinary, String, Text, delete, select
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from exhunt.errors import UsageError
@@ -26,6 +38,7 @@ from exhunt.store.models import Case, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 TOKEN_PREFIX = "exv1"
+DEFAULT_TOKEN_GRACE = timedelta(weeks=4)  # a token still opens its case this long after resolution
 _HASHER = PasswordHasher()  # argon2id, memory-hard, library defaults (RFC 9106 profile)
 _DUMMY_HASH = _HASHER.hash("not a password: evens out the time of unknown-user logins")
 
@@ -70,6 +83,18 @@ class WebReport(WebBase):
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class WebCaseToken(WebBase):
+    """The state of one case's victim token when the operator changed it: its generation
+    (a rotation makes a new token and the old one stops opening the case), a revocation, an
+    expiry date set by hand. A case without a row has generation 1, open, default expiry."""
+
+    __tablename__ = "web_case_tokens"
+    reference: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 def create_web_tables(engine: Engine) -> None:
     WebBase.metadata.create_all(engine)
 
@@ -86,7 +111,7 @@ def valid_username(username: str) -> bool:
 
 
 def add_user(session: Session, username: str, password: str) -> None:
-    """Create or re-password a coordinator account."""
+    """Create or re-password a coordinator account; a new password ends the user's sessions."""
     if not valid_username(username):
         raise UsageError("user name: 1-64 letters, digits or . _ - @")
     if len(password) < 12:
@@ -97,6 +122,34 @@ def add_user(session: Session, username: str, password: str) -> None:
         session.add(WebUser(username=username, password_hash=hashed))
     else:
         user.password_hash = hashed
+        end_sessions(session, "coordinator", username)
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    """A new password for an existing account; every session of that user ends at once."""
+    if session.scalar(select(WebUser.id).where(WebUser.username == username)) is None:
+        raise UsageError(f"no coordinator {username!r} (exhunt users list)")
+    add_user(session, username, password)
+
+
+def remove_user(session: Session, username: str) -> int:
+    """Delete an account and end its sessions; returns how many sessions ended."""
+    user = session.scalar(select(WebUser).where(WebUser.username == username))
+    if user is None:
+        raise UsageError(f"no coordinator {username!r} (exhunt users list)")
+    session.delete(user)
+    return end_sessions(session, "coordinator", username)
+
+
+def list_users(session: Session) -> list[tuple[str, datetime, int]]:
+    """(user name, created, sessions open now) of every coordinator account."""
+    now = utcnow()
+    open_now = {subject: count for subject, count in session.execute(
+        select(WebSession.subject, func.count(WebSession.id))
+        .where(WebSession.kind == "coordinator", WebSession.expires_at >= now)
+        .group_by(WebSession.subject))}
+    return [(u.username, u.created_at, open_now.get(u.username, 0))
+            for u in session.scalars(select(WebUser).order_by(WebUser.username))]
 
 
 def check_password(session: Session, username: str, password: str) -> bool:
@@ -108,6 +161,14 @@ def check_password(session: Session, username: str, password: str) -> bool:
         return _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def user_account(session: Session, username: str) -> str | None:
+    """The throttle's key for a coordinator account that exists, else None."""
+    if not valid_username(username[:64]):
+        return None
+    found = session.scalar(select(WebUser.id).where(WebUser.username == username[:64]))
+    return f"user:{username[:64]}" if found is not None else None
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -147,6 +208,13 @@ def session_principal(session: Session, cookie: str | None) -> Principal | None:
     return Principal(row.kind, row.subject, row.csrf)
 
 
+def end_sessions(session: Session, kind: str, subject: str) -> int:
+    """End every session of one coordinator (kind 'coordinator') or one case ('victim')."""
+    ended = session.execute(delete(WebSession).where(WebSession.kind == kind,
+                                                     WebSession.subject == subject))
+    return int(getattr(ended, "rowcount", 0) or 0)
+
+
 def close_session(session: Session, cookie: str | None) -> None:
     if cookie and len(cookie) <= 100:
         session.execute(delete(WebSession).where(WebSession.id == _digest(cookie)))
@@ -165,51 +233,252 @@ def server_secret(session: Session) -> bytes:
     return bytes.fromhex(row.value)
 
 
-def _mac(secret: bytes, reference: str) -> str:
-    return hmac.new(secret, f"exhunt-case-token:{reference}".encode(), hashlib.sha256).hexdigest()
+def _mac(secret: bytes, reference: str, generation: int = 1) -> str:
+    # generation 1 keeps the form of the first tokens, so notices already sent stay valid
+    suffix = "" if generation == 1 else f":{generation}"
+    message = f"exhunt-case-token:{reference}{suffix}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def case_token(secret: bytes, reference: str) -> str:
+def case_token(secret: bytes, reference: str, generation: int = 1) -> str:
     """The token printed in a case's notice: `exv1.<reference>.<hmac>`."""
-    return f"{TOKEN_PREFIX}.{reference}.{_mac(secret, reference)[:40]}"
+    return f"{TOKEN_PREFIX}.{reference}.{_mac(secret, reference, generation)[:40]}"
 
 
-def token_case(session: Session, token: str) -> Case | None:
-    """The case a token opens, or None for any token that is not exactly right."""
+def token_generations(session: Session) -> dict[str, int]:
+    """The current generation of every rotated token (others are generation 1)."""
+    return {reference: generation for reference, generation in session.execute(
+        select(WebCaseToken.reference, WebCaseToken.generation))}
+
+
+def current_token(session: Session, reference: str) -> str:
+    """The token that opens the case now (the one the next notice carries)."""
+    row = session.get(WebCaseToken, reference)
+    return case_token(server_secret(session), reference, row.generation if row else 1)
+
+
+def _token_row(session: Session, reference: str) -> WebCaseToken:
+    if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+        raise UsageError(f"no case {reference!r}")
+    row = session.get(WebCaseToken, reference)
+    if row is None:
+        row = WebCaseToken(reference=reference, generation=1)
+        session.add(row)
+    return row
+
+
+def rotate_token(session: Session, reference: str) -> str:
+    """A new token for the case; the old one (and every portal session it opened) ends."""
+    row = _token_row(session, reference)
+    row.generation += 1
+    row.revoked_at = None
+    session.flush()
+    end_sessions(session, "victim", reference)
+    return case_token(server_secret(session), reference, row.generation)
+
+
+def revoke_token(session: Session, reference: str) -> None:
+    """The case's token opens nothing any more (until --rotate makes a new one)."""
+    _token_row(session, reference).revoked_at = utcnow()
+    end_sessions(session, "victim", reference)
+
+
+def set_token_expiry(session: Session, reference: str, expires_at: datetime | None) -> None:
+    _token_row(session, reference).expires_at = expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """What a token is: the case it opens, or why a once-good token no longer opens it."""
+
+    case: Case | None
+    refusal: str | None = None  # revoked | expired | replaced; None with no case: not a token
+
+
+def check_token(session: Session, token: str, grace: timedelta) -> TokenCheck:
+    """The case a token opens; a token that is not exactly right opens nothing. A right token
+    of a case that was resolved more than `grace` ago (or past the expiry the operator set),
+    revoked or replaced by a rotation is named as such, so its holder can be told why."""
+    reference = token_reference(token)
+    if reference is None:
+        return TokenCheck(None)
+    case = session.scalar(select(Case).where(Case.reference == reference))
+    if case is None:
+        return TokenCheck(None)
+    row = session.get(WebCaseToken, reference)
+    generation = row.generation if row else 1
+    secret = server_secret(session)
+    given = token.strip().split(".")[2].encode()
+    if not hmac.compare_digest(_mac(secret, reference, generation)[:40].encode(), given):
+        older = any(hmac.compare_digest(_mac(secret, reference, g)[:40].encode(), given)
+                    for g in range(max(1, generation - 20), generation))
+        return TokenCheck(None, "replaced" if older else None)
+    if row is not None and row.revoked_at is not None:
+        return TokenCheck(None, "revoked")
+    expires = token_expiry(case, row, grace)
+    if expires is not None and expires < utcnow():
+        return TokenCheck(None, "expired")
+    return TokenCheck(case)
+
+
+def case_token_lapsed(session: Session, reference: str, grace: timedelta) -> bool:
+    """Whether the case's token expired or was revoked since a portal session was opened."""
+    case = session.scalar(select(Case).where(Case.reference == reference))
+    row = session.get(WebCaseToken, reference)
+    if case is None or (row is not None and row.revoked_at is not None):
+        return True
+    expires = token_expiry(case, row, grace)
+    return expires is not None and expires < utcnow()
+
+
+def token_expiry(case: Case, row: WebCaseToken | None, grace: timedelta) -> datetime | None:
+    """The operator's date if set, else `grace` after the case was resolved, else none."""
+    if row is not None and row.expires_at is not None:
+        return row.expires_at
+    if case.status == "resolved" and case.resolved_at is not None:
+        return case.resolved_at + grace
+    return None
+
+
+def token_reference(token: str) -> str | None:
+    """The case reference a token names (not yet checked), or None if it is no token."""
     parts = token.strip().split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(token) > 120:
         return None
-    _, reference, mac = parts
-    if not reference.isascii() or not reference.isprintable() or len(reference) > 32:
+    reference = parts[1]
+    if not reference or not reference.isascii() or not reference.isprintable() \
+            or len(reference) > 32:
         return None
-    expected = _mac(server_secret(session), reference)[:40]
-    if not hmac.compare_digest(expected.encode(), mac.encode()):
+    return reference
+
+
+def token_account(session: Session, token: str) -> str | None:
+    """The throttle's key for the existing case a token names, else None."""
+    reference = token_reference(token)
+    if reference is None:
         return None
-    return session.scalar(select(Case).where(Case.reference == reference))
+    found = session.scalar(select(Case.id).where(Case.reference == reference))
+    return f"case:{reference}" if found is not None else None
+
+
+def token_case(session: Session, token: str) -> Case | None:
+    """The case a token opens now, or None (see check_token for why not)."""
+    return check_token(session, token, DEFAULT_TOKEN_GRACE).case
 
 
 # --- throttling -----------------------------------------------------------------------------
 
 
 class FailureLimiter:
-    """At most `limit` failed attempts per client per `window` seconds (logins and tokens)."""
+    """Failed credentials counted where a guesser spends them, so a guesser is slowed and
+    nobody else: per account (a coordinator's user name, or the case a token names) at most
+    `limit` failures per `window` seconds, whatever addresses they come from; per client
+    address (an IPv6 /64 counts as one) a wider `address_limit`, so many clients behind one
+    proxy or NAT are not locked out by one of them.
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+    Both tables are bounded without eviction: a live entry is never pushed out by a spray of
+    new keys (that would wipe the guesser's own record); when a table is full after dropping
+    stale entries, new keys share one overflow counter instead."""
+
+    OVERFLOW = "*overflow*"
+
+    def __init__(self, limit: int = 5, window: float = 300.0, *, address_limit: int = 50,
+                 max_keys: int = 10_000) -> None:
         self.limit = limit
+        self.address_limit = address_limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        self._accounts: dict[str, deque[float]] = {}
+        self._addresses: dict[str, deque[float]] = {}
 
-    def _recent(self, client: str) -> deque[float]:
+    def blocked(self, address: str, account: str | None = None) -> bool:
+        """Whether an attempt from `address` on `account` must wait (checked before the
+        credential, so a blocked guesser learns nothing from a right guess)."""
+        return self.address_blocked(address) or self.account_blocked(account)
+
+    def address_blocked(self, address: str) -> bool:
+        return self._count(self._addresses, address_key(address)) >= self.address_limit
+
+    def account_blocked(self, account: str | None) -> bool:
+        return account is not None and self._count(self._accounts, account) >= self.limit
+
+    def failed(self, address: str, account: str | None = None) -> None:
+        """Count a failure; `account` only when it exists (unknown names are counted by
+        address only, so they cannot fill the account table)."""
+        self._add(self._addresses, address_key(address))
+        if account is not None:
+            self._add(self._accounts, account)
+
+    def _count(self, table: dict[str, deque[float]], key: str) -> int:
+        failures = table.get(key)
+        if failures is None:
+            failures = table.get(self.OVERFLOW) if len(table) >= self.max_keys else None
+        if failures is None:
+            return 0
+        self._expire(failures, time.monotonic())
+        return len(failures)
+
+    def _add(self, table: dict[str, deque[float]], key: str) -> None:
         now = time.monotonic()
-        failures = self._failures.setdefault(client, deque())
+        if key not in table and len(table) >= self.max_keys:
+            for stale in [k for k, v in table.items() if not v or now - v[-1] > self.window]:
+                del table[stale]
+            if len(table) >= self.max_keys:
+                key = self.OVERFLOW
+        failures = table.setdefault(key, deque(maxlen=max(self.limit, self.address_limit)))
+        self._expire(failures, now)
+        failures.append(now)
+
+    def _expire(self, failures: deque[float], now: float) -> None:
         while failures and now - failures[0] > self.window:
             failures.popleft()
-        return failures
 
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client)) >= self.limit
 
-    def failed(self, client: str) -> None:
-        self._recent(client).append(time.monotonic())
-        if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
-            self._failures.pop(next(iter(self._failures)))
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def address_key(address: str) -> str:
+    """The unit an address is counted in: itself for IPv4, its /64 for IPv6 (one host often
+    holds a whole /64)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def client_address(peer: str | None, forwarded_for: str | None,
+                   trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the connection's peer, unless the peer is one of the operator's
+    trusted proxies; then the right-most X-Forwarded-For entry that is not a trusted proxy
+    (entries further left are whatever the client wrote)."""
+    address = peer or "unknown"
+    if not trusted or not _within(address, trusted) or not forwarded_for:
+        return address
+    for entry in reversed(forwarded_for.split(",")[-32:]):
+        hop = entry.strip()
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address  # a mangled chain: count the last proxy that named a client
+        address = hop
+        if not _within(hop, trusted):
+            return hop
+    return address
+
+
+def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+def trusted_networks(cidrs: Sequence[str]) -> list[IPNetwork]:
+    try:
+        return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs]
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxy: {exc}") from exc

@@ -64,6 +64,7 @@ class HostRow:
     last_worse_at: datetime | None = None
     first_vulnerable_at: datetime | None = None
     first_patched_at: datetime | None = None
+    unreported_since: datetime | None = None
 
     def values(self) -> tuple[object, ...]:
         return _host_values(self)

@@ -69,9 +69,9 @@ def _fuzz_every_operation(app: object, headers: dict[str, str]) -> int:
 def test_no_server_error_as_coordinator(api_setup: dict[str, object]) -> None:
     headers = {"cookie": f"exhunt_session={api_setup['cookie']}",
                "x-csrf-token": str(api_setup["csrf"])}
-    assert _fuzz_every_operation(api_setup["app"], headers) == 6
+    assert _fuzz_every_operation(api_setup["app"], headers) == 7
 
 
 def test_no_server_error_as_victim(api_setup: dict[str, object]) -> None:
     headers = {"authorization": f"Bearer {api_setup['token']}"}
-    assert _fuzz_every_operation(api_setup["app"], headers) == 6
+    assert _fuzz_every_operation(api_setup["app"], headers) == 7

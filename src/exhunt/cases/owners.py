@@ -102,15 +102,19 @@ class CaseBook:
         self.attributor = attributor
         self.now = now
         self.cases: dict[int, tuple[int, str, str]] = {}  # org -> (case id, status, reference)
+        self.counts: dict[int, tuple[int, int]] = {}  # org -> (hosts, worst rank) as stored
 
     def ensure(self, org_ids: set[int]) -> dict[int, int]:
         table = core(Case)
         wanted = sorted(org_ids)
-        query = select(table.c.id, table.c.organisation_id, table.c.status, table.c.reference)
+        query = select(table.c.id, table.c.organisation_id, table.c.status, table.c.reference,
+                       table.c.hosts, table.c.worst_rank)
         for part in in_parts(self.session, query, table.c.organisation_id, wanted):
-            for case_id, org_id, status, reference in fetch_rows(self.session, part):
+            for case_id, org_id, status, reference, hosts, rank in fetch_rows(self.session,
+                                                                              part):
                 if org_id in org_ids:
                     self.cases[org_id] = (case_id, status, reference)
+                    self.counts[org_id] = (hosts, rank)
         missing = [o for o in wanted if o not in self.cases]
         if missing:
             self._open(missing)
@@ -148,8 +152,10 @@ class CaseBook:
         for org_id in sorted(org_ids):
             hosts = held.get(org_id, [])
             worst = hosts_worst(state for state, _ in hosts)
-            counted.append((len(hosts), worst.value if worst else None,
-                            RANK[worst] if worst else -1, self.cases[org_id][0]))
+            rank = RANK[worst] if worst else -1
+            if self.counts.get(org_id) != (len(hosts), rank):
+                counted.append((len(hosts), worst.value if worst else None, rank,
+                                self.cases[org_id][0]))
             status = case_status(hosts)
             case_id, was, reference = self.cases[org_id]
             if status == was:

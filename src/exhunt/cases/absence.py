@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import delete, func, insert, select
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.cases.shadowcsv import SightingColumns
-from exhunt.cases.tracking import RESOLVED_STATES, headline_group
+from exhunt.cases.tracking import HEADLINE_GROUPS, RESOLVED_STATES, headline_group
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows
 from exhunt.store.models import (
     COMPROMISED,
@@ -108,28 +109,47 @@ def after_file(session: Session, ledger: IngestedFile, listing: Listing | None,
                partial_below: float = PARTIAL_BELOW) -> Outcome:
     """Absence's part of one file's ingest, in its transaction: hosts listed again, the
     report's absences (unless held back), the cases of every host moved, the day's counts."""
-    attributor = Attributor(session)
-    moved_orgs: set[int] = set()
     events: list[tuple[object, ...]] = []
-    again = _reported_again(session, now, moved_orgs, events)
-    unreported, held = 0, None
+    again = _reported_again(session, now, events)
+    left: list[tuple[int, str, int | None]] = []
+    held = None
     if listing is not None:
         ledger.report_type = listing.report_type
         held = _held_back(session, listing, partial_below)
         if held is None:
-            unreported = _left_out(session, listing, now, moved_orgs, events)
+            left = _left_out(session, listing)
         session.execute(insert(ReportDay).values(
             file_id=ledger.id, report_type=listing.report_type, day=listing.day,
             listed=listing.listed, coverage=listing.coverage, held_back=held is not None,
-            reason=held, unreported=unreported))
+            reason=held, unreported=len(left)))
+    moved_orgs = {org for _, _, org in left if org is not None} | {
+        org for _, _, org in again if org is not None}
     if moved_orgs:
-        cases = CaseBook(session, attributor, now)
-        cases.ensure(moved_orgs)
+        cases = CaseBook(session, Attributor(session), now)
+        case_ids = cases.ensure(moved_orgs)
+        if listing is not None:
+            events.extend(_left_events(left, case_ids, listing, now))
         events.extend(cases.judge(moved_orgs))
     bulk_insert(session, core(Event), EVENT_COLUMNS, events)
     if latest is not None:
         record_day(session, latest)
-    return Outcome(unreported, again, held)
+    return Outcome(len(left), len(again), held)
+
+
+def _left_events(left: list[tuple[int, str, int | None]], case_ids: dict[int, int],
+                 listing: Listing, now: datetime) -> list[tuple[object, ...]]:
+    """One history line per case: which of its hosts the report left out (a daily report
+    can leave out tens of thousands; the host itself carries its unreported_since)."""
+    by_case: dict[int, list[str]] = {}
+    for _, ip, org_id in left:
+        if org_id is not None:
+            by_case.setdefault(case_ids[org_id], []).append(ip)
+    day = f"{listing.day:%Y-%m-%d}"
+    return [(case_id, None, "host-unreported", now,
+             f"{len(ips)} host{'s' if len(ips) != 1 else ''} no longer reported since {day} "
+             f"({listing.report_type}): {', '.join(sorted(ips)[:20])}"
+             + (" …" if len(ips) > 20 else ""))
+            for case_id, ips in sorted(by_case.items())]
 
 
 def _held_back(session: Session, listing: Listing, partial_below: float) -> str | None:
@@ -155,36 +175,29 @@ def _held_back(session: Session, listing: Listing, partial_below: float) -> str 
             f"(median {reference:g}); a partial scan is taken as sightings only")
 
 
-def _left_out(session: Session, listing: Listing, now: datetime, moved_orgs: set[int],
-              events: list[tuple[object, ...]]) -> int:
-    """Hosts the report would have listed and did not: listed last by a report of this type
-    (their open run came from one), in a country it covers, not seen since its first
-    sighting, not confirmed fixed, not already marked."""
+def _left_out(session: Session, listing: Listing) -> list[tuple[int, str, int | None]]:
+    """Hosts the report would have listed and did not, now marked: listed last by a report
+    of this type (their open run came from one), in a country it covers, not seen since its
+    first sighting, not confirmed fixed, not already marked. (id, address, organisation)."""
     hosts, runs, files = core(Host).c, core(Observation).c, core(IngestedFile).c
-    listed_by_type = (select(runs.host_id)
+    listed_by_type = (select(runs.id)
                       .join(core(IngestedFile), files.id == runs.file_id)
-                      .where(runs.last_seen_at.is_(None), files.report_type
-                             == listing.report_type))
+                      .where(runs.host_id == hosts.id, runs.last_seen_at.is_(None),
+                             files.report_type == listing.report_type))
     query = (select(hosts.id, hosts.ip, hosts.organisation_id)
              .where(hosts.unreported_since.is_(None), hosts.last_seen < listing.day,
                     hosts.state.not_in([s.value for s in RESOLVED_STATES]),
-                    hosts.id.in_(listed_by_type)))
+                    listed_by_type.exists()))
     if listing.countries:
         query = query.where(hosts.country.in_(listing.countries))
-    left = list(fetch_rows(session, query))
+    left = [(host_id, ip, org_id) for host_id, ip, org_id in fetch_rows(session, query)]
     day = listing.day.replace(hour=0, minute=0, second=0, microsecond=0)
     bulk_update(session, core(Host), ["unreported_since"], [(day, h) for h, _, _ in left])
-    for host_id, ip, org_id in left:
-        if org_id is not None:
-            moved_orgs.add(org_id)
-        events.append((None, host_id, "host-unreported", now,
-                       f"{ip}: no longer reported since {day:%Y-%m-%d} "
-                       f"({listing.report_type})"))
-    return len(left)
+    return left
 
 
-def _reported_again(session: Session, now: datetime, moved_orgs: set[int],
-                    events: list[tuple[object, ...]]) -> int:
+def _reported_again(session: Session, now: datetime, events: list[tuple[object, ...]]
+                    ) -> list[tuple[int, str, int | None]]:
     """Hosts seen again (in any evidence) since they were marked no longer reported."""
     hosts = core(Host).c
     back = list(fetch_rows(session, select(hosts.id, hosts.ip, hosts.organisation_id,
@@ -192,13 +205,48 @@ def _reported_again(session: Session, now: datetime, moved_orgs: set[int],
                            .where(hosts.unreported_since.is_not(None),
                                   hosts.last_seen >= hosts.unreported_since)))
     bulk_update(session, core(Host), ["unreported_since"], [(None, h[0]) for h in back])
-    for host_id, ip, org_id, since, last_seen in back:
-        if org_id is not None:
-            moved_orgs.add(org_id)
+    for host_id, ip, _, since, last_seen in back:
         events.append((None, host_id, "host-reported-again", now,
                        f"{ip}: reported again on {last_seen:%Y-%m-%d} after no report "
                        f"since {since:%Y-%m-%d}"))
-    return len(back)
+    return [(host_id, ip, org_id) for host_id, ip, org_id, _, _ in back]
+
+
+def _top(session: Session, column: Any, limit: int = 15) -> list[tuple[Any, int]]:
+    count = func.count()
+    return [(value, n) for value, n in session.execute(
+        select(column, count).group_by(column).order_by(count.desc(), column).limit(limit))]
+
+
+def campaign_figures(session: Session, groups: dict[str, int] | None = None
+                     ) -> dict[str, Any]:
+    """The overview's groupings as they stand, each grouped in SQL: hosts by headline group
+    (`groups`: campaign_counts, when read already) and state, the top countries, sectors
+    and AS numbers."""
+    groups = groups or campaign_counts(session)
+    by_state = {state or "unknown": n for state, n in session.execute(
+        select(Host.state, func.count()).group_by(Host.state))}
+    by_as = []
+    for asn, n in _top(session, Host.asn):
+        name = (session.scalar(select(Host.as_name).where(Host.asn == asn,
+                                                          Host.as_name.is_not(None)).limit(1))
+                if asn is not None else None)
+        by_as.append({"asn": asn, "as_name": name, "hosts": n})
+    return {"hosts": sum(by_state.values()),
+            "by_group": {g: groups[g] for g in (*HEADLINE_GROUPS, "unknown")},
+            "by_state": by_state,
+            "by_country": {c or "unknown": n for c, n in _top(session, Host.country)},
+            "by_sector": {s or "unknown": n for s, n in _top(session, Host.sector)},
+            "by_as": by_as}
+
+
+def latest_figures(session: Session) -> dict[str, Any] | None:
+    """The groupings written at the end of the latest day of evidence (None before any)."""
+    row = session.scalar(select(DailyStates.figures).order_by(DailyStates.day.desc()).limit(1))
+    if not row:
+        return None
+    figures = orjson.loads(row)
+    return figures if isinstance(figures, dict) and "by_group" in figures else None
 
 
 def campaign_counts(session: Session) -> dict[str, int]:
@@ -230,10 +278,21 @@ def record_day(session: Session, latest: datetime) -> None:
     if last is not None and last > day:
         day = last
     counts = campaign_counts(session)
+    figures = campaign_figures(session, counts)
     session.execute(delete(DailyStates).where(DailyStates.day == day))
-    session.execute(insert(DailyStates).values(day=day, **{
-        k: counts[k] for k in ("exposed", "vulnerable", "backdoored", "clean", "unreported",
-                               "vulnerable_ever", "confirmed", "dropped")}))
+    session.execute(insert(DailyStates).values(day=day, figures=orjson.dumps(figures).decode(),
+                                               **{k: counts[k] for k in (
+                                                   "exposed", "vulnerable", "backdoored",
+                                                   "clean", "unreported", "vulnerable_ever",
+                                                   "confirmed", "dropped")}))
+
+
+def refresh_day(session: Session) -> None:
+    """Rewrite the latest day's figures after a change that is not evidence (a contacts
+    import moves hosts between owners and sectors)."""
+    last = session.scalar(select(func.max(DailyStates.day)))
+    if last is not None:
+        record_day(session, last)
 
 
 def uptake_curve(session: Session) -> list[dict[str, Any]]:

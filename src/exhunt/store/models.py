@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -93,16 +94,19 @@ class Contact(Base):
 
 class Host(Base):
     __tablename__ = "hosts"
+    # absence reads hosts not yet marked and not seen since a day, and marked hosts seen
+    # again, from this index alone (absence.py)
+    __table_args__ = (Index("ix_hosts_unreported", "unreported_since", "last_seen"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ip: Mapped[str] = mapped_column(String(64), unique=True)
     hostname: Mapped[str | None] = mapped_column(Text)
     servername: Mapped[str | None] = mapped_column(Text)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     network: Mapped[str | None] = mapped_column(String(64))
-    asn: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    asn: Mapped[int | None] = mapped_column(BigInteger)
     as_name: Mapped[str | None] = mapped_column(Text)
-    country: Mapped[str | None] = mapped_column(String(8), index=True)
-    sector: Mapped[str | None] = mapped_column(String(128), index=True)
+    country: Mapped[str | None] = mapped_column(String(8))
+    sector: Mapped[str | None] = mapped_column(String(128))
     sector_source: Mapped[str | None] = mapped_column(String(32))  # contacts | naics | unknown
     naics: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str | None] = mapped_column(String(16), index=True)  # current HostState
@@ -116,7 +120,7 @@ class Host(Base):
     first_patched_at: Mapped[datetime | None] = mapped_column(DateTime)
     # the day a report that would have listed the host first left it out (NULL while it is
     # listed, or when no report covers it): "no longer reported", never "patched" (absence.py)
-    unreported_since: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    unreported_since: Mapped[datetime | None] = mapped_column(DateTime)
     organisation: Mapped[Organisation | None] = relationship()
 
 
@@ -265,3 +269,6 @@ class DailyStates(Base):
     vulnerable_ever: Mapped[int] = mapped_column(Integer, default=0)
     confirmed: Mapped[int] = mapped_column(Integer, default=0)  # of those: confirmed fixed
     dropped: Mapped[int] = mapped_column(Integer, default=0)  # of those: no longer reported
+    # the overview's groupings at the end of the day (JSON: by_state, by_country, by_sector,
+    # by_as, hosts), so that the overview reads one row
+    figures: Mapped[str] = mapped_column(Text, default="{}")

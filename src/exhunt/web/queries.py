@@ -12,7 +12,13 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exhunt.cases.absence import campaign_counts, held_back_days, states_by_day, uptake_curve
+from exhunt.cases.absence import (
+    campaign_figures,
+    held_back_days,
+    latest_figures,
+    states_by_day,
+    uptake_curve,
+)
 from exhunt.cases.owners import STATUS_TEXT
 from exhunt.cases.tracking import HEADLINE_GROUPS, RESOLVED_STATES, headline_group
 from exhunt.store.models import (
@@ -83,35 +89,12 @@ def funnel(session: Session) -> dict[str, int]:
             "remediated": by_status("resolved")}
 
 
-def _top(session: Session, column: Any, limit: int = 15) -> list[tuple[Any, int]]:
-    count = func.count()
-    return [(value, n) for value, n in session.execute(
-        select(column, count).group_by(column).order_by(count.desc(), column).limit(limit))]
-
-
 def summary(session: Session) -> dict[str, Any]:
-    """The overview's figures, each grouped in SQL (no query reads every host's row into
-    Python), and the series kept at ingest."""
-    groups = campaign_counts(session)
-    by_state = {state or "unknown": n for state, n in session.execute(
-        select(Host.state, func.count()).group_by(Host.state))}
-    by_as = []
-    for asn, n in _top(session, Host.asn):
-        name = (session.scalar(select(Host.as_name).where(Host.asn == asn,
-                                                          Host.as_name.is_not(None)).limit(1))
-                if asn is not None else None)
-        by_as.append({"asn": asn, "as_name": name, "hosts": n})
-    return {
-        "hosts": sum(by_state.values()),
-        "by_group": {g: groups.get(g, 0) for g in (*OVERVIEW_STATES, "unknown")},
-        "by_state": by_state,
-        "by_country": {c or "unknown": n for c, n in _top(session, Host.country)},
-        "by_sector": {s or "unknown": n for s, n in _top(session, Host.sector)},
-        "by_as": by_as,
-        "funnel": funnel(session),
-        "series": state_series(session),
-        "held_back": held_back_days(session),
-    }
+    """The overview's figures: the groupings written at the end of the latest day of evidence
+    (grouped in SQL when none is written yet), the funnel, the series kept at ingest."""
+    figures = latest_figures(session) or campaign_figures(session)
+    return figures | {"funnel": funnel(session), "series": state_series(session),
+                      "held_back": held_back_days(session)}
 
 
 _CASE_ORDER: dict[str, Any] = {

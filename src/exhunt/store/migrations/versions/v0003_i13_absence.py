@@ -4,7 +4,7 @@ hosts.unreported_since (a host left out of a report that would have listed it);
 ingested_files.report_type; report_days (each report's listing, counted or held back as
 partial); daily_states (the campaign's counts per day, written at ingest); cases.hosts,
 cases.worst, cases.worst_rank (kept by case judging, so case lists sort and page in SQL);
-indexes for the dashboard's groupings and sorts.
+indexes for absence and for the case list's sorts.
 
 Revision ID: 0003_i13_absence
 Revises: 0003
@@ -31,10 +31,8 @@ _WORST_OF = "CASE worst_rank " + " ".join(
 def upgrade() -> None:
     with op.batch_alter_table("hosts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("unreported_since", sa.DateTime(), nullable=True))
-        batch_op.create_index("ix_hosts_unreported_since", ["unreported_since"], unique=False)
-        batch_op.create_index("ix_hosts_country", ["country"], unique=False)
-        batch_op.create_index("ix_hosts_sector", ["sector"], unique=False)
-        batch_op.create_index("ix_hosts_asn", ["asn"], unique=False)
+        batch_op.create_index("ix_hosts_unreported", ["unreported_since", "last_seen"],
+                              unique=False)
     with op.batch_alter_table("ingested_files", schema=None) as batch_op:
         batch_op.add_column(sa.Column("report_type", sa.String(length=64), nullable=True))
     with op.batch_alter_table("cases", schema=None) as batch_op:
@@ -74,6 +72,7 @@ def upgrade() -> None:
         *(sa.Column(name, sa.Integer(), nullable=False) for name in (
             "exposed", "vulnerable", "backdoored", "clean", "unreported", "vulnerable_ever",
             "confirmed", "dropped")),
+        sa.Column("figures", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("day"),
     )
 
@@ -92,7 +91,5 @@ def downgrade() -> None:
     with op.batch_alter_table("ingested_files", schema=None) as batch_op:
         batch_op.drop_column("report_type")
     with op.batch_alter_table("hosts", schema=None) as batch_op:
-        for name in ("ix_hosts_asn", "ix_hosts_sector", "ix_hosts_country",
-                     "ix_hosts_unreported_since"):
-            batch_op.drop_index(name)
+        batch_op.drop_index("ix_hosts_unreported")
         batch_op.drop_column("unreported_since")

@@ -35,7 +35,7 @@ from exhunt.cases.ingest import Ingestor
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Host
 from exhunt.web.app import create_app
-from exhunt.web.security import add_user, create_web_tables
+from exhunt.web.security import add_user, check_password, create_web_tables
 
 USER = ("bench", "bench password for the dashboard")
 
@@ -52,6 +52,7 @@ def timed(action: Callable[[], Any], repeat: int) -> tuple[float, float, float]:
 
 def fresh_store(url: str | None, folder: Path) -> Store:
     if url is None:
+        (folder / "bench.db").unlink(missing_ok=True)
         return Store(f"sqlite:///{folder / 'bench.db'}")
     store = Store(url, migrate=False)
     with store.engine.begin() as connection:  # a throwaway database: start from nothing
@@ -84,7 +85,8 @@ def ingest(store: Store, camp: Path) -> dict[str, Any]:
 def client_for(store: Store) -> TestClient:
     create_web_tables(store.engine)
     with store.transaction() as session:
-        add_user(session, *USER)
+        if not check_password(session, *USER):
+            add_user(session, *USER)
     client = TestClient(create_app(store.url))
     page = client.get("/login")
     csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
@@ -153,12 +155,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--old-repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--keep", type=Path, help="keep the SQLite store in this folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the pages of the store a previous run kept (no ingest)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="exhunt-bench-dashboard-") as work:
-        store = fresh_store(args.db, Path(work))
-        print(f"{store.dialect}: ingest", flush=True)
-        figures: dict[str, Any] = {"database": store.dialect, "ingest": ingest(store,
-                                                                               args.campaign)}
+    with tempfile.TemporaryDirectory(prefix="exhunt-bench-dashboard-") as temp:
+        work = args.keep or Path(temp)
+        work.mkdir(parents=True, exist_ok=True)
+        figures: dict[str, Any] = {}
+        if args.reuse:
+            store = Store(args.db or f"sqlite:///{work / 'bench.db'}")
+        else:
+            store = fresh_store(args.db, work)
+            print(f"{store.dialect}: ingest", flush=True)
+            figures["ingest"] = ingest(store, args.campaign)
+        figures["database"] = store.dialect
         with store.session() as session:
             figures["hosts"] = session.scalar(select(func.count(Host.id)))
             figures["cases"] = session.scalar(select(func.count(Case.id)))

@@ -9,7 +9,7 @@ from email.parser import BytesParser
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from exhunt.cases.absence import (
@@ -107,39 +107,53 @@ def _like(needle: str) -> str:
         "_", "\\_") + "%"
 
 
+def _matching_organisations(needle: str) -> Any:
+    """The organisations a search names: by case reference, organisation name, or a host's
+    address or name (one plain scan of each table, not one per case)."""
+    pattern = _like(needle)
+    return union(
+        select(Case.organisation_id).where(func.lower(Case.reference).like(pattern,
+                                                                             escape="\\")),
+        select(Organisation.id).where(func.lower(Organisation.name).like(pattern,
+                                                                           escape="\\")),
+        select(Host.organisation_id).where(
+            Host.organisation_id.is_not(None),
+            func.lower(Host.ip).like(pattern, escape="\\")
+            | func.lower(func.coalesce(Host.hostname, "")).like(pattern, escape="\\")))
+
+
 def case_page(session: Session, query: str = "", sort: str = "reference",
               descending: bool = False, limit: int = 200, offset: int = 0
               ) -> tuple[int, list[dict[str, Any]]]:
     """(cases matching, one page of them in the chosen order): searched by reference,
     organisation, host address or name; sorted, counted and paged in SQL on the case's kept
-    host count and worst state."""
-    stmt = select(Case.reference, Organisation.name, Organisation.country, Organisation.sector,
-                  Case.status, Case.flagged, Case.hosts, Case.worst, Case.last_notified_at
-                  ).join(Organisation, Organisation.id == Case.organisation_id)
-    counted = select(func.count(Case.id))
-    needle = query.strip()[:200]
-    if needle:
-        pattern = _like(needle)
-        host_orgs = select(Host.organisation_id).where(
-            func.lower(Host.ip).like(pattern, escape="\\")
-            | func.lower(func.coalesce(Host.hostname, "")).like(pattern, escape="\\"))
-        match = (func.lower(Case.reference).like(pattern, escape="\\")
-                 | func.lower(Organisation.name).like(pattern, escape="\\")
-                 | Organisation.id.in_(host_orgs))
-        stmt = stmt.where(match)
-        counted = counted.join(Organisation, Organisation.id == Case.organisation_id
-                               ).where(match)
+    host count and worst state. The page's case ids are chosen first from the sort's index
+    alone, so a deep page skips index entries, not joined rows."""
     column = _CASE_ORDER.get(sort, Case.reference)
     order = column.desc() if descending else column.asc()
     if column is Case.last_notified_at:  # never notified sorts as the smallest
         order = order.nulls_last() if descending else order.nulls_first()
-    stmt = stmt.order_by(order, Case.id.desc() if descending else Case.id).limit(
-        limit).offset(offset)
+    ids = select(Case.id)
+    if column is Organisation.name:
+        ids = ids.join(Organisation, Organisation.id == Case.organisation_id)
+    counted = select(func.count(Case.id))
+    needle = query.strip()[:200]
+    if needle:
+        named = Case.organisation_id.in_(_matching_organisations(needle))
+        ids, counted = ids.where(named), counted.where(named)
+    chosen = list(session.scalars(ids.order_by(order, Case.id.desc() if descending
+                                               else Case.id).limit(limit).offset(offset)))
+    found = {r.id: r for r in session.execute(
+        select(Case.id, Case.reference, Organisation.name, Organisation.country,
+               Organisation.sector, Case.status, Case.flagged, Case.hosts, Case.worst,
+               Case.last_notified_at)
+        .join(Organisation, Organisation.id == Case.organisation_id)
+        .where(Case.id.in_(chosen)))} if chosen else {}
     rows = [{"reference": r.reference, "organisation": r.name, "country": r.country,
-             "sector": r.sector, "status": r.status, "status_text": STATUS_TEXT.get(
-                 r.status, r.status), "flagged": r.flagged, "hosts": r.hosts,
-             "worst": r.worst, "notified": _iso(r.last_notified_at)}
-            for r in session.execute(stmt)]
+             "sector": r.sector, "status": r.status,
+             "status_text": STATUS_TEXT.get(r.status, r.status), "flagged": r.flagged,
+             "hosts": r.hosts, "worst": r.worst, "notified": _iso(r.last_notified_at)}
+            for r in (found[i] for i in chosen if i in found)]
     return session.scalar(counted) or 0, rows
 
 

@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("campaign", type=Path, help="exhunt lab campaign folder")
     parser.add_argument("--db", help="PostgreSQL URL (default: a SQLite file in a temp dir)")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--old-repeat", type=int, default=3)
+    parser.add_argument("--old-repeat", type=int, default=3, help="0: skip the old approach")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument("--keep", type=Path, help="keep the SQLite store in this folder")
     parser.add_argument("--reuse", action="store_true",
@@ -175,8 +175,9 @@ def main() -> None:
             figures["cases"] = session.scalar(select(func.count(Case.id)))
         print(f"{figures['hosts']} hosts, {figures['cases']} cases; pages", flush=True)
         figures["pages"] = pages(store, client_for(store), args.repeat)
-        print("old approach", flush=True)
-        figures["old"] = old_approach(store, args.old_repeat)
+        if args.old_repeat:
+            print("old approach", flush=True)
+            figures["old"] = old_approach(store, args.old_repeat)
         store.close()
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2))

@@ -23,7 +23,7 @@ def clear(url: str) -> None:
     store = Store(url)
     with store.transaction() as s:
         for table in ("events", "messages", "cases", "observations", "rejects", "hosts",
-                      "ingested_files", "contacts", "networks", "organisations"):
+                      "report_days", "daily_states", "ingested_files", "contacts", "networks", "organisations"):
             s.execute(sa.text(f"delete from {table}"))
     store.close()
 

@@ -141,6 +141,7 @@ def test_a_campaign_settles_as_filework_would(db_url: str, tmp_path: Path) -> No
         store = Store(db_url)
         with store.session() as s:  # the second pass starts from an empty store again
             for table in ("events", "messages", "cases", "observations", "rejects", "hosts",
+                          "report_days", "daily_states",
                           "ingested_files", "contacts", "networks", "organisations"):
                 s.execute(sa.text(f"delete from {table}"))
             s.commit()

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
+from exhunt.cases.absence import record_day
+from exhunt.cases.owners import Attributor, CaseBook
 from exhunt.store.db import Store
 from exhunt.store.models import (
     Case,
@@ -90,6 +92,13 @@ def build_world(url: str) -> World:
                           "first_exploitation": "2021-01-06T00:00:00Z",
                           "indicators": [{"kind": "ip", "value": f"203.0.113.9 {IMG}"}]},
                          "not a cluster"]})
+        # what ingest keeps beside the rows: each case's host count and worst state, and
+        # the day's counts the series and the uptake curve read
+        session.flush()
+        book = CaseBook(session, Attributor(session), T0)
+        book.ensure({org_a.id, org_b.id})
+        book.judge({org_a.id, org_b.id})
+        record_day(session, T0 + timedelta(days=3))
         secret = server_secret(session)
         tokens = (case_token(secret, case_a.reference), case_token(secret, case_b.reference))
     store.close()

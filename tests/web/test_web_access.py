@@ -27,6 +27,7 @@ MATRIX: list[tuple[str, str, tuple[int, int, int, int]]] = [
     ("GET", "/api/summary", (401, 403, 403, 200)),
     ("GET", "/api/uptake", (401, 403, 403, 200)),
     ("GET", "/api/cases", (401, 403, 403, 200)),
+    ("GET", "/api/hosts", (401, 403, 403, 200)),
     ("GET", "/api/cases/{case_a}", (401, 200, 403, 200)),
     ("GET", "/api/hosts/{host_a}", (401, 200, 403, 200)),
     ("POST", "/api/reports?case={case_a}", (401, 200, 403, 200)),

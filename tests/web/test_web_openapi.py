@@ -71,13 +71,13 @@ def _fuzz_every_operation(app: object, headers: dict[str, str],
 def test_no_server_error_as_coordinator(api_setup: dict[str, object]) -> None:
     headers = {"cookie": f"exhunt_session={api_setup['cookie']}",
                "x-csrf-token": str(api_setup["csrf"])}
-    assert _fuzz_every_operation(api_setup["app"], headers, headers) == 6
+    assert _fuzz_every_operation(api_setup["app"], headers, headers) == 7
 
 
 def test_no_server_error_as_victim(api_setup: dict[str, object]) -> None:
     headers = {"authorization": f"Bearer {api_setup['token']}"}
     coordinator = {"cookie": f"exhunt_session={api_setup['cookie']}"}
-    assert _fuzz_every_operation(api_setup["app"], headers, coordinator) == 6
+    assert _fuzz_every_operation(api_setup["app"], headers, coordinator) == 7
 
 
 def test_the_upload_schema_is_whole(tmp_path: Path) -> None:

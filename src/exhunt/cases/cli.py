@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
+from exhunt.cases.absence import PARTIAL_BELOW, campaign_counts, held_back_days, uptake_curve
 from exhunt.cases.attribution import AsnSource, AsnTable, MaxMindAsn
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.handover import HandoverJournal, default_journal
@@ -28,6 +28,7 @@ from exhunt.cases.notify import (
     plan_round,
     process_bounces,
 )
+from exhunt.cases.tracking import HEADLINE_GROUPS
 from exhunt.errors import ExhuntError, UsageError
 from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
@@ -129,41 +130,38 @@ def unattributed_rows(store: Store) -> list[dict[str, Any]]:
 
 
 def stats(store: Store) -> dict[str, Any]:
+    """Counts and the uptake curve, grouped in SQL (the curve from the counts ingest wrote
+    each day: confirmed fixed and no longer reported, apart)."""
     with store.session() as session:
-        hosts = session.execute(select(Host.state, Host.country, Host.sector, Host.asn,
-                                       Host.first_vulnerable_at, Host.first_patched_at)).all()
-        messages = session.execute(select(Message.status)).scalars().all()
+        def grouped(column: Any) -> dict[str, int]:
+            return {str(value): n for value, n in session.execute(
+                select(column, func.count()).group_by(column))}
+
+        groups = campaign_counts(session)
+        messages = grouped(Message.status)
+        by_state = grouped(Host.state)
         notified = session.execute(
             select(Host.first_patched_at, func.min(Message.sent_at))
             .join(Case, Case.organisation_id == Host.organisation_id)
             .join(Message, Message.case_id == Case.id)
             .where(Message.sent_at.is_not(None)).group_by(Host.id, Host.first_patched_at)).all()
-    uptake: Counter[str] = Counter()
-    vulnerable = 0
-    for _state, _c, _s, _a, first_vuln, first_patch in hosts:
-        if first_vuln is not None:
-            vulnerable += 1
-            if first_patch is not None:
-                uptake[f"{first_patch:%Y-%m-%d}"] += 1
-    curve: list[dict[str, Any]] = []
-    running = 0
-    for day in sorted(uptake):
-        running += uptake[day]
-        curve.append({"day": day, "patched_share": running / vulnerable if vulnerable else 0})
+        result = {
+            "hosts": sum(by_state.values()),
+            "by_group": {g: groups[g] for g in (*HEADLINE_GROUPS, "unknown")},
+            "by_state": by_state,
+            "by_country": grouped(Host.country),
+            "by_sector": grouped(Host.sector),
+            "by_asn": grouped(Host.asn),
+            "messages": messages,
+            "uptake": uptake_curve(session),
+            "held_back_days": held_back_days(session),
+        }
     waits = sorted((fixed - sent).total_seconds() / 86400 for fixed, sent in notified
                    if fixed is not None and sent is not None and fixed >= sent)
-    return {
-        "hosts": len(hosts),
-        "remediation_after_notice": {
-            "notified_hosts": len(notified), "remediated": len(waits),
-            "median_days": waits[len(waits) // 2] if waits else None},
-        "by_state": dict(Counter(str(h[0]) for h in hosts)),
-        "by_country": dict(Counter(str(h[1]) for h in hosts)),
-        "by_sector": dict(Counter(str(h[2]) for h in hosts)),
-        "by_asn": dict(Counter(str(h[3]) for h in hosts)),
-        "messages": dict(Counter(messages)),
-        "uptake": curve,
-    }
+    result["remediation_after_notice"] = {
+        "notified_hosts": len(notified), "remediated": len(waits),
+        "median_days": waits[len(waits) // 2] if waits else None}
+    return result
 
 
 def register(app: typer.Typer, lab: typer.Typer) -> None:
@@ -179,6 +177,10 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             "--mmdb", help="MaxMind-format ASN database (GeoLite2-ASN layout)")] = None,
         host_ip: Annotated[str | None, typer.Option(help="Hunt report host")] = None,
         parquet: Annotated[Path | None, typer.Option(help="Also write Parquet here")] = None,
+        partial_below: Annotated[float, typer.Option(
+            min=0.0, max=1.0, help="Hold back a daily report's absences when it lists fewer "
+            "than this share of the median of the counted days before it (a partial scan)"
+        )] = PARTIAL_BELOW,
         fmt: FormatOption = "text",
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
@@ -190,7 +192,8 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             asn_source: AsnSource | None = (
                 AsnTable(ip2asn) if ip2asn else MaxMindAsn(mmdb) if mmdb else None)
             ingestor = Ingestor(store, asn_source,
-                                ObservationLake(parquet) if parquet else None)
+                                ObservationLake(parquet) if parquet else None,
+                                partial_below=partial_below)
             results = []
             failed = False
             with Progress(console=Console(stderr=True),
@@ -374,7 +377,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             _json_out(data)
             return
         console = Console(highlight=False)
-        for key in ("by_state", "by_country", "by_sector", "by_asn", "messages"):
+        for key in ("by_group", "by_state", "by_country", "by_sector", "by_asn", "messages"):
             table = Table(title=key.replace("_", " "))
             table.add_column("value")
             table.add_column("hosts" if key != "messages" else "messages", justify="right")
@@ -383,10 +386,14 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             console.print(table, markup=False)
         table = Table(title="patch uptake (of hosts first seen vulnerable)")
         table.add_column("day")
-        table.add_column("patched", justify="right")
+        table.add_column("confirmed fixed", justify="right")
+        table.add_column("no longer reported", justify="right")
         for point in data["uptake"]:
-            table.add_row(point["day"], f"{point['patched_share']:.1%}")
+            table.add_row(point["day"], f"{point['patched_share']:.1%}",
+                          f"{point.get('unreported_share', 0.0):.1%}")
         console.print(table, markup=False)
+        for held in data.get("held_back_days", []):
+            console.print(f"held back: {held['reason']}", markup=False)
 
     @lab.command("campaign")
     def campaign_cmd(
@@ -395,6 +402,9 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         days: Annotated[int, typer.Option(help="Days of daily reports")] = 30,
         seed: Annotated[int, typer.Option(help="Random seed")] = 2021,
         parquet: Annotated[bool, typer.Option(help="Also write Parquet observations")] = True,
+        partial_day: Annotated[int | None, typer.Option(
+            help="Day (0 = first) whose report is a partial scan, listing ~30% of servers"
+        )] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
         """Synthetic campaign: daily Shadowserver-style CSVs following the March 2021 uptake."""
@@ -402,7 +412,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         with Progress(console=Console(stderr=True), disable=not show) as bar:
             task = bar.add_task("writing days", total=days)
             summary = write_campaign(out, servers=servers, days=days, seed=seed,
-                                     parquet=parquet,
+                                     parquet=parquet, partial_day=partial_day,
                                      progress=lambda done: bar.update(task, completed=done))
         print(f"{out}: {summary.servers} servers in {summary.organisations} organisations, "
               f"{summary.days} daily CSVs with {summary.csv_rows} rows, "

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from exhunt.cases.absence import refresh_day
 from exhunt.cases.feeds import MAX_RAW_CHARS, clean_text
 from exhunt.cases.filework import HostRow, update_moved_hosts
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
@@ -258,4 +259,6 @@ def reattribute(session: Session) -> int:
     cases = CaseBook(session, attributor, now)
     cases.ensure(touched)
     bulk_insert(session, core(Event), EVENT_COLUMNS, [*events, *cases.judge(touched)])
+    if events:
+        refresh_day(session)  # the overview's groupings by sector follow the new owners
     return len(events)

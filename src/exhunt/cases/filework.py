@@ -67,6 +67,7 @@ class HostRow:
     feed_country: str | None = None
     registry_country: str | None = None
     country_source: str | None = None
+    unreported_since: datetime | None = None
 
     def values(self) -> tuple[object, ...]:
         return _host_values(self)

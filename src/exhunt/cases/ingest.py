@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from exhunt.cases.absence import PARTIAL_BELOW, after_file, listing_of
 from exhunt.cases.attribution import AsnSource
 from exhunt.cases.feeds import (
     MAX_RAW_CHARS,
@@ -58,13 +60,16 @@ class FileResult:
     added: int = 0
     rejected: int = 0
     report: str | None = None  # the Shadowserver report type, when the file is one
-    note: str = ""  # why a file was set aside or skipped, in one line
+    # in one line: why a file was set aside or skipped, and what absence made of it
+    note: str = ""
 
 
 class Ingestor:
     def __init__(self, store: Store, asn_table: AsnSource | None = None,
-                 lake: ObservationLake | None = None) -> None:
+                 lake: ObservationLake | None = None, *,
+                 partial_below: float = PARTIAL_BELOW) -> None:
         self.store = store
+        self.partial_below = partial_below
         self.asn_table = asn_table
         self.lake = lake  # also keep every sighting in Parquet, for campaign-scale analytics
 
@@ -118,19 +123,26 @@ class Ingestor:
             session.flush()
             table, others, problems, rows, held = read(session)
             lake_rows = self._lake_rows(table, others)
+            exchange_report = report is not None and report.family == EXCHANGE
+            listing = listing_of(name, table, others) if exchange_report else None
+            latest = _latest(table, others)
             repeated, table = settle_repeats(session, table, set(others.ip), held)
             columns = SightingColumns.from_table(table)
             columns.extend(others)
+            now = utcnow()
             added = repeated + FileWork(session, ledger, Attributor(session, self.asn_table),
-                                        utcnow()).run(columns)
+                                        now).run(columns)
+            outcome = after_file(session, ledger, listing, latest, now, self.partial_below)
             self._store_rejects(session, ledger.id, problems)
             ledger.rows, ledger.added, ledger.rejected = rows, added, len(problems)
             taken = table.num_rows + len(others)
         if self.lake is not None:  # after the commit; the part is named by the file's hash
             self.lake.write_part(digest, lake_rows)
+        absence = outcome.note() or ""
         if report is None:
-            return FileResult(name, kind, "ingested", rows, added, len(problems))
+            return FileResult(name, kind, "ingested", rows, added, len(problems), note=absence)
         status, note = _report_outcome(report, rows, taken)
+        note = "; ".join(part for part in (note, absence) if part)
         return FileResult(name, kind, status, rows, added, len(problems), report.report, note)
 
     def _read(self, session: Session, data: bytes, name: str, kind: str, host_ip: str | None,
@@ -249,6 +261,13 @@ def unpacked(data: bytes, name: str) -> tuple[bytes, str]:
         raise InputError(f"{name}: not a readable gzip file: {exc}") from exc
     inner = name[:-3] if name.lower().endswith(".gz") else name
     return body, inner
+
+
+def _latest(table: pa.Table, others: SightingColumns) -> datetime | None:
+    """The file's latest sighting (the day whose counts it moves)."""
+    times = [t for t in (pc.max(table.column("seen_at")).as_py() if table.num_rows else None,
+                         max(others.seen_at, default=None)) if t is not None]
+    return max(times, default=None)
 
 
 def _with_ip(s: Sighting, ip: str) -> Sighting:

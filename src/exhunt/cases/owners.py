@@ -17,9 +17,18 @@ from exhunt.cases.attribution import (
     choose_sector,
     country_of,
 )
-from exhunt.cases.tracking import RESOLVED_STATES
+from exhunt.cases.tracking import RESOLVED_STATES, hosts_worst
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows, in_parts
-from exhunt.store.models import Case, Event, Host, Network, Organisation
+from exhunt.store.models import (
+    COMPROMISED,
+    RANK,
+    Case,
+    Event,
+    Host,
+    HostState,
+    Network,
+    Organisation,
+)
 
 
 def case_reference(organisation_name: str) -> str:
@@ -106,15 +115,19 @@ class CaseBook:
         self.attributor = attributor
         self.now = now
         self.cases: dict[int, tuple[int, str, str]] = {}  # org -> (case id, status, reference)
+        self.counts: dict[int, tuple[int, int]] = {}  # org -> (hosts, worst rank) as stored
 
     def ensure(self, org_ids: set[int]) -> dict[int, int]:
         table = core(Case)
         wanted = sorted(org_ids)
-        query = select(table.c.id, table.c.organisation_id, table.c.status, table.c.reference)
+        query = select(table.c.id, table.c.organisation_id, table.c.status, table.c.reference,
+                       table.c.hosts, table.c.worst_rank)
         for part in in_parts(self.session, query, table.c.organisation_id, wanted):
-            for case_id, org_id, status, reference in fetch_rows(self.session, part):
+            for case_id, org_id, status, reference, hosts, rank in fetch_rows(self.session,
+                                                                              part):
                 if org_id in org_ids:
                     self.cases[org_id] = (case_id, status, reference)
+                    self.counts[org_id] = (hosts, rank)
         missing = [o for o in wanted if o not in self.cases]
         if missing:
             self._open(missing)
@@ -124,8 +137,9 @@ class CaseBook:
         table = core(Case)
         names = {o: self.attributor.organisation(o)[0] for o in org_ids}
         bulk_insert(self.session, table, ["reference", "organisation_id", "status", "flagged",
-                                          "opened_at"],
-                    [(case_reference(names[o]), o, "open", False, self.now) for o in org_ids])
+                                          "opened_at", "hosts", "worst_rank"],
+                    [(case_reference(names[o]), o, "open", False, self.now, 0, -1)
+                     for o in org_ids])
         events: list[tuple[object, ...]] = []
         query = select(table.c.id, table.c.organisation_id, table.c.reference)
         for part in in_parts(self.session, query, table.c.organisation_id, org_ids):
@@ -137,25 +151,52 @@ class CaseBook:
         bulk_insert(self.session, core(Event), ["case_id", "kind", "at", "detail"], events)
 
     def judge(self, org_ids: set[int]) -> list[tuple[object, ...]]:
-        """A case is resolved when every host it holds is patched or clean; the events of
-        the cases whose status moved."""
-        states: dict[int, list[str | None]] = {}
-        query = select(Host.organisation_id, Host.state)
+        """Each case's status from the states of its hosts (case_status), and the host count
+        and worst state the case lists sort by; the events of the cases whose status moved."""
+        held: dict[int, list[tuple[str | None, bool]]] = {}
+        query = select(Host.organisation_id, Host.state, Host.unreported_since.is_not(None))
         for part in in_parts(self.session, query, core(Host).c.organisation_id, sorted(org_ids)):
-            for org_id, state in fetch_rows(self.session, part):
+            for org_id, state, unreported in fetch_rows(self.session, part):
                 if org_id in org_ids:
-                    states.setdefault(org_id, []).append(state)
+                    held.setdefault(org_id, []).append((state, bool(unreported)))
         moved: list[tuple[object, ...]] = []
+        counted: list[tuple[object, ...]] = []
         events: list[tuple[object, ...]] = []
         for org_id in sorted(org_ids):
-            held = states.get(org_id, [])
-            resolved = bool(held) and all(s in RESOLVED_STATES for s in held)
-            status = "resolved" if resolved else "open"
+            hosts = held.get(org_id, [])
+            worst = hosts_worst(state for state, _ in hosts)
+            rank = RANK[worst] if worst else -1
+            if self.counts.get(org_id) != (len(hosts), rank):
+                counted.append((len(hosts), worst.value if worst else None, rank,
+                                self.cases[org_id][0]))
+            status = case_status(hosts)
             case_id, was, reference = self.cases[org_id]
             if status == was:
                 continue
-            moved.append((status, self.now if resolved else None, case_id))
+            self.cases[org_id] = (case_id, status, reference)
+            moved.append((status, self.now if status == "resolved" else None, case_id))
             events.append((case_id, None, "case-" + status, self.now,
-                           f"case {reference} {status}"))
+                           f"case {reference} {STATUS_TEXT[status]}"))
+        bulk_update(self.session, core(Case), ["hosts", "worst", "worst_rank"], counted)
         bulk_update(self.session, core(Case), ["status", "resolved_at"], moved)
         return events
+
+
+STATUS_TEXT = {"open": "open", "resolved": "resolved",
+               "unconfirmed": "probably remediated, unconfirmed"}
+
+
+def case_status(hosts: list[tuple[str | None, bool]]) -> str:
+    """(state, no longer reported) of each host -> the case's status. Resolved: every host
+    confirmed patched or clean. Unconfirmed ("probably remediated"): the rest are no longer
+    reported and none of them is compromised (a report leaving out a back-doored host proves
+    nothing: patching closes the hole but removes no back door). Else open."""
+    if not hosts:
+        return "open"
+    if all(state in RESOLVED_STATES for state, _ in hosts):
+        return "resolved"
+    if all(state in RESOLVED_STATES or (unreported and state is not None
+                                        and HostState(state) not in COMPROMISED)
+           for state, unreported in hosts):
+        return "unconfirmed"
+    return "open"

@@ -137,6 +137,23 @@ def last_scan_state(session: Session, host_id: int) -> HostState | None:
     return HostState(state) if state else None
 
 
+HEADLINE_GROUPS = ("exposed", "vulnerable", "unreported", "backdoored", "clean")
+
+
+def headline_group(state: str | None, unreported: bool = False) -> str:
+    """The campaign's headline groups: back doors and exploitation count as back-doored
+    (reported or not: a report leaving one out proves nothing); confirmed patched or clean as
+    clean; a vulnerable or exposed host no longer reported as unreported."""
+    if state is None:
+        return "unknown"
+    s = HostState(state)
+    if s in COMPROMISED:
+        return "backdoored"
+    if s in RESOLVED_STATES:
+        return "clean"
+    return "unreported" if unreported else s.value
+
+
 def hosts_worst(states: Iterable[str | None]) -> HostState | None:
     result: HostState | None = None
     for state in states:

@@ -142,7 +142,11 @@ def _csv_row(server: Server, day: int, moment: datetime, tag: str) -> list[str]:
 def write_campaign(
     folder: Path, *, servers: int = 400_000, days: int = 30, seed: int = 2021,
     parquet: bool = True, csvs: bool = True, progress: Callable[[int], None] | None = None,
+    partial_day: int | None = None, partial_share: float = 0.3,
 ) -> CampaignSummary:
+    """`partial_day`: that day's report is a partial scan, listing only about
+    `partial_share` of the servers it should (the Parquet observations stay whole: they
+    are the truth the reports are measured against)."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     fleet, organisations = make_servers(servers, days, rng)
@@ -156,7 +160,8 @@ def write_campaign(
         rows: list[list[str]] = []
         for index, server in enumerate(fleet):
             state = state_on(server, day)
-            if csvs and state != "patched":
+            scanned = day != partial_day or (index * 7919) % 1000 < partial_share * 1000
+            if csvs and state != "patched" and scanned:
                 moment = date + timedelta(seconds=index * 86_000 // len(fleet))
                 tag = ("exchange;webshell" if state == "backdoor"
                        else "exchange;cve-2021-26855;cve-2021-27065")

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -93,6 +94,9 @@ class Contact(Base):
 
 class Host(Base):
     __tablename__ = "hosts"
+    # absence reads hosts not yet marked and not seen since a day, and marked hosts seen
+    # again, from this index alone (absence.py)
+    __table_args__ = (Index("ix_hosts_unreported", "unreported_since", "last_seen"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ip: Mapped[str] = mapped_column(String(64), unique=True)
     hostname: Mapped[str | None] = mapped_column(Text)
@@ -119,6 +123,9 @@ class Host(Base):
     feed_country: Mapped[str | None] = mapped_column(String(8))
     registry_country: Mapped[str | None] = mapped_column(String(8))
     country_source: Mapped[str | None] = mapped_column(String(16))  # registry | feed
+    # the day a report that would have listed the host first left it out (NULL while it is
+    # listed, or when no report covers it): "no longer reported", never "patched" (absence.py)
+    unreported_since: Mapped[datetime | None] = mapped_column(DateTime)
     organisation: Mapped[Organisation | None] = relationship()
 
 
@@ -134,6 +141,8 @@ class IngestedFile(Base):
     added: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     ingested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # a report's type (e.g. scan_exchange): absence is read only against the same type
+    report_type: Mapped[str | None] = mapped_column(String(64))
 
 
 class Observation(Base):
@@ -171,12 +180,17 @@ class Case(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    # open | unconfirmed (every host no longer reported, none confirmed fixed) | resolved
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # a notice bounced
     flag_reason: Mapped[str | None] = mapped_column(Text)
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
-    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    # kept by CaseBook.judge so that case lists sort and page in SQL
+    hosts: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    worst: Mapped[str | None] = mapped_column(String(16))
+    worst_rank: Mapped[int] = mapped_column(Integer, default=-1, index=True)
     organisation: Mapped[Organisation] = relationship()
 
 
@@ -228,3 +242,38 @@ class Reject(Base):
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)  # bounded
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReportDay(Base):
+    """One daily report's listing, as absence reads it: how many hosts it listed, which
+    countries it covered, and whether its absences counted or it was held back as partial."""
+
+    __tablename__ = "report_days"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"), unique=True)
+    report_type: Mapped[str] = mapped_column(String(64), index=True)
+    day: Mapped[datetime] = mapped_column(DateTime)  # the report's first sighting
+    listed: Mapped[int] = mapped_column(Integer)  # distinct addresses
+    coverage: Mapped[str] = mapped_column(Text)  # countries, comma-separated ('' = all)
+    held_back: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    unreported: Mapped[int] = mapped_column(Integer, default=0)  # hosts it moved
+
+
+class DailyStates(Base):
+    """The campaign's counts at the end of each day of evidence, written as ingest goes: the
+    states-over-time series and the uptake curve read these rows, not every host."""
+
+    __tablename__ = "daily_states"
+    day: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    exposed: Mapped[int] = mapped_column(Integer, default=0)
+    vulnerable: Mapped[int] = mapped_column(Integer, default=0)  # still listed
+    backdoored: Mapped[int] = mapped_column(Integer, default=0)
+    clean: Mapped[int] = mapped_column(Integer, default=0)  # confirmed patched or clean
+    unreported: Mapped[int] = mapped_column(Integer, default=0)  # no longer reported
+    vulnerable_ever: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed: Mapped[int] = mapped_column(Integer, default=0)  # of those: confirmed fixed
+    dropped: Mapped[int] = mapped_column(Integer, default=0)  # of those: no longer reported
+    # the overview's groupings at the end of the day (JSON: by_state, by_country, by_sector,
+    # by_as, hosts), so that the overview reads one row
+    figures: Mapped[str] = mapped_column(Text, default="{}")

@@ -529,7 +529,9 @@ def _api_routes(app: FastAPI, web: Web) -> None:
 
     @app.get("/api/uptake", tags=["api"])
     def api_uptake(request: Request) -> list[dict[str, Any]]:
-        """The patch-uptake curve: share of once-vulnerable hosts patched or clean, by day."""
+        """The patch-uptake curve by day: of the hosts ever seen vulnerable, the share confirmed
+        patched or clean (`patched_share`) and the share no longer reported
+        (`unreported_share`)."""
         with web.store.session() as session:
             require(who(request, session), coordinator=True)
             return queries.uptake(session)
@@ -545,15 +547,32 @@ def _api_routes(app: FastAPI, web: Web) -> None:
         `limit` rows from `offset` in the chosen order."""
         with web.store.session() as session:
             require(who(request, session), coordinator=True)
-            return queries.case_list(session, q, sort, desc)[offset:offset + limit]
+            return queries.case_page(session, q, sort, desc, limit, offset)[1]
+
+    @app.get("/api/hosts", tags=["api"])
+    def api_hosts(request: Request,
+                  group: Annotated[str, Query(max_length=32)] = "",
+                  limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                  ) -> dict[str, Any]:
+        """Hosts in a headline group (exposed, vulnerable, unreported, backdoored, clean) or
+        state, or all: `total` and one page of `limit` hosts from `offset`, by address."""
+        with web.store.session() as session:
+            require(who(request, session), coordinator=True)
+            total, rows = queries.host_page(session, group, limit, offset)
+            return {"total": total, "offset": offset, "hosts": rows}
 
     @app.get("/api/cases/{reference}", tags=["api"])
-    def api_case(request: Request, reference: str) -> dict[str, Any]:
-        """One case: hosts and evidence, notices, history, reports received."""
+    def api_case(request: Request, reference: str,
+                 host_offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                 ) -> dict[str, Any]:
+        """One case: hosts (`hosts_total`, 500 from `host_offset`) and their evidence,
+        notices, history, reports received."""
         with web.store.session() as session:
             principal = require(who(request, session), case_reference=reference)
             return queries.case_detail(session, _case(session, reference),
-                                       with_bodies=principal.coordinator)
+                                       with_bodies=principal.coordinator,
+                                       host_offset=host_offset)
 
     @app.get("/api/hosts/{ip}", tags=["api"])
     def api_host(request: Request, ip: str) -> dict[str, Any]:
@@ -593,18 +612,20 @@ def _api_routes(app: FastAPI, web: Web) -> None:
 def _overview_charts(data: dict[str, Any], uptake: list[dict[str, Any]]) -> dict[str, Any]:
     series = data["series"]
     days = [row["day"] for row in series]
-    colours = dict(zip(queries.OVERVIEW_STATES, (PALETTE[5], PALETTE[1], PALETTE[2], PALETTE[3]),
-                       strict=True))
+    colours = dict(zip(queries.OVERVIEW_STATES, (PALETTE[5], PALETTE[1], PALETTE[4], PALETTE[2],
+                                                 PALETTE[3]), strict=True))
     states = line_chart("Hosts by state over time", days,
                         [Series(g, [row[g] for row in series], colours[g])
                          for g in queries.OVERVIEW_STATES], y_label="hosts")
     curve = line_chart("Patch uptake", [row["day"] for row in uptake],
-                       [Series("patched or clean", [row["patched_share"] for row in uptake],
-                               PALETTE[3])],
+                       [Series("confirmed patched or clean",
+                               [row["patched_share"] for row in uptake], PALETTE[3]),
+                        Series("no longer reported",
+                               [row["unreported_share"] for row in uptake], PALETTE[4])],
                        y_label="% of once-vulnerable hosts", percent=True)
     funnel = data["funnel"]
     steps = [(k, float(funnel[k])) for k in ("cases", "notified", "delivered", "bounced",
-                                              "acknowledged", "remediated")]
+                                              "acknowledged", "unconfirmed", "remediated")]
     return {
         "states": states, "uptake": curve,
         "funnel": bar_chart("Notification funnel", steps, unit="cases"),
@@ -760,10 +781,10 @@ def _page_routes(app: FastAPI, web: Web) -> None:
                 return login_redirect()
             if not principal.coordinator:
                 return refused(principal, "Coordinators only.")
-            rows = queries.case_list(session, q, sort, desc)
-        pages = max(1, -(-len(rows) // CASES_PER_PAGE))
-        shown = rows[(page - 1) * CASES_PER_PAGE:page * CASES_PER_PAGE]
-        return web.page("cases.html.j2", principal, rows=shown, total=len(rows), q=q,
+            total, shown = queries.case_page(session, q, sort, desc, CASES_PER_PAGE,
+                                             (page - 1) * CASES_PER_PAGE)
+        pages = max(1, -(-total // CASES_PER_PAGE))
+        return web.page("cases.html.j2", principal, rows=shown, total=total, q=q,
                         sort=sort, desc=desc, sorts=queries.CASE_SORTS, page=page, pages=pages)
 
     @app.get("/cases/{reference}", include_in_schema=False)

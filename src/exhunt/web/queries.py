@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from exhunt.cases.tracking import SCAN_STATES, next_state, run_points
+from exhunt.cases.absence import (
+    campaign_figures,
+    held_back_days,
+    latest_figures,
+    states_by_day,
+    uptake_curve,
+)
+from exhunt.cases.owners import STATUS_TEXT
+from exhunt.cases.tracking import HEADLINE_GROUPS, RESOLVED_STATES, headline_group
 from exhunt.store.models import (
     COMPROMISED,
     Case,
@@ -29,7 +37,8 @@ from exhunt.web.security import WebReport, WebSetting
 FLEET_KEY = "fleet_summary"
 MAX_FLEET_BYTES = 2 * 1024 * 1024
 MAX_DAYS = 120  # the state-over-time series covers at most this many days
-OVERVIEW_STATES = ("exposed", "vulnerable", "backdoored", "clean")
+OVERVIEW_STATES = HEADLINE_GROUPS
+CASE_HOSTS_SHOWN = 500  # a case page lists this many hosts; the API pages through the rest
 CASE_SORTS = ("reference", "organisation", "status", "hosts", "worst", "notified")
 
 
@@ -37,148 +46,137 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def overview_group(state: str | None) -> str:
-    """The four headline groups: back doors and exploitation count as back-doored."""
-    if state is None:
-        return "unknown"
-    s = HostState(state)
-    if s in COMPROMISED:
-        return "backdoored"
-    if s in (HostState.CLEAN, HostState.PATCHED):
-        return "clean"
-    return s.value
+def overview_group(state: str | None, unreported: bool = False) -> str:
+    """The headline group of a host (tracking.headline_group)."""
+    return headline_group(state, unreported)
 
 
 def host_json(h: Host) -> dict[str, Any]:
     return {"ip": h.ip, "hostname": h.hostname, "state": h.state, "worst_state": h.worst_state,
             "country": h.country, "sector": h.sector, "asn": h.asn, "as_name": h.as_name,
             "network": h.network, "first_seen": _iso(h.first_seen),
-            "last_seen": _iso(h.last_seen), "state_since": _iso(h.state_since)}
+            "last_seen": _iso(h.last_seen), "state_since": _iso(h.state_since),
+            "unreported_since": _iso(h.unreported_since),
+            "group": headline_group(h.state, h.unreported_since is not None)}
 
 
 def state_series(session: Session) -> list[dict[str, Any]]:
-    """Per day, how many hosts were in each headline group (replaying the tracking rules over
-    each host's evidence runs)."""
-    rows = session.execute(
-        select(Observation.host_id, Observation.state, Observation.seen_at,
-               Observation.last_seen_at, Observation.source, Host.last_seen)
-        .join(Host, Host.id == Observation.host_id)
-        .order_by(Observation.host_id, Observation.seen_at, Observation.id)).all()
-    if not rows:
-        return []
-    by_host: dict[int, list[Any]] = defaultdict(list)
-    for r in rows:
-        by_host[r.host_id].append(r)
-    timelines = [run_points([(r.state, r.seen_at, r.last_seen_at, r.source) for r in runs],
-                            runs[0].last_seen) for runs in by_host.values()]
-    last_day = max(t[-1][0] for t in timelines).date()
-    first_day = max(min(t[0][0] for t in timelines).date(), last_day - timedelta(days=MAX_DAYS))
-    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    counts = [Counter[str]() for _ in days]
-    for points in timelines:
-        state: HostState | None = None
-        last_scan: HostState | None = None
-        index = 0
-        for day_no, day in enumerate(days):
-            while index < len(points) and points[index][0].date() <= day:
-                _, seen, source = points[index]
-                if source != "hunt" and seen in SCAN_STATES:
-                    last_scan = seen
-                state = next_state(state, seen, last_scan)
-                index += 1
-            if state is not None:
-                counts[day_no][overview_group(state.value)] += 1
-    return [{"day": day.isoformat(), **{g: c.get(g, 0) for g in OVERVIEW_STATES}}
-            for day, c in zip(days, counts, strict=True)]
+    """Per day of evidence, how many hosts were in each headline group (kept at ingest)."""
+    return states_by_day(session, MAX_DAYS)
 
 
 def uptake(session: Session) -> list[dict[str, Any]]:
-    """Share of hosts ever seen vulnerable that were patched or clean, by day."""
-    rows = session.execute(select(Host.first_vulnerable_at, Host.first_patched_at)).all()
-    vulnerable = sum(1 for v, _ in rows if v is not None)
-    per_day = Counter(f"{p:%Y-%m-%d}" for v, p in rows if v is not None and p is not None)
-    curve: list[dict[str, Any]] = []
-    running = 0
-    for day in sorted(per_day):
-        running += per_day[day]
-        curve.append({"day": day, "patched": running, "vulnerable_ever": vulnerable,
-                      "patched_share": running / vulnerable if vulnerable else 0.0})
-    return curve
+    """Share of hosts ever seen vulnerable that were confirmed fixed, and that are no longer
+    reported, by day (kept at ingest)."""
+    return uptake_curve(session)
 
 
 def funnel(session: Session) -> dict[str, int]:
-    cases = session.scalar(select(func.count(Case.id))) or 0
-    statuses = session.execute(select(Message.case_id, Message.status)).all()
-    notified = {c for c, s in statuses}
-    delivered = {c for c, s in statuses if s == MessageStatus.SENT}
-    bounced = {c for c, s in statuses if s == MessageStatus.BOUNCED}
-    acknowledged = set(session.scalars(select(WebReport.case_id)).all())
-    remediated = session.scalar(select(func.count(Case.id)).where(Case.status == "resolved")) or 0
-    return {"cases": cases, "notified": len(notified), "delivered": len(delivered),
-            "bounced": len(bounced), "acknowledged": len(acknowledged), "remediated": remediated}
+    def cases_with(*where: Any) -> int:
+        return session.scalar(select(func.count(func.distinct(Message.case_id))).where(*where)
+                              ) or 0
+
+    def by_status(status: str) -> int:
+        return session.scalar(select(func.count(Case.id)).where(Case.status == status)) or 0
+
+    return {"cases": session.scalar(select(func.count(Case.id))) or 0,
+            "notified": cases_with(),
+            "delivered": cases_with(Message.status == MessageStatus.SENT),
+            "bounced": cases_with(Message.status == MessageStatus.BOUNCED),
+            "acknowledged": session.scalar(
+                select(func.count(func.distinct(WebReport.case_id)))) or 0,
+            "unconfirmed": by_status("unconfirmed"),
+            "remediated": by_status("resolved")}
 
 
 def summary(session: Session) -> dict[str, Any]:
-    hosts = session.execute(select(Host.state, Host.country, Host.sector, Host.asn,
-                                   Host.as_name)).all()
-    groups = Counter(overview_group(h.state) for h in hosts)
-    as_names = {h.asn: h.as_name for h in hosts if h.asn is not None}
-    by_as = Counter(h.asn for h in hosts)
-    return {
-        "hosts": len(hosts),
-        "by_group": {g: groups.get(g, 0) for g in (*OVERVIEW_STATES, "unknown")},
-        "by_state": dict(Counter(h.state or "unknown" for h in hosts)),
-        "by_country": dict(Counter(h.country or "unknown" for h in hosts).most_common(15)),
-        "by_sector": dict(Counter(h.sector or "unknown" for h in hosts).most_common(15)),
-        "by_as": [{"asn": asn, "as_name": as_names.get(asn), "hosts": n}
-                  for asn, n in by_as.most_common(15)],
-        "funnel": funnel(session),
-        "series": state_series(session),
-    }
+    """The overview's figures: the groupings written at the end of the latest day of evidence
+    (grouped in SQL when none is written yet), the funnel, the series kept at ingest."""
+    figures = latest_figures(session) or campaign_figures(session)
+    return figures | {"funnel": funnel(session), "series": state_series(session),
+                      "held_back": held_back_days(session)}
 
 
-def case_list(session: Session, query: str = "", sort: str = "reference",
-              descending: bool = False) -> list[dict[str, Any]]:
-    stmt = select(Case, Organisation).join(Organisation, Organisation.id == Case.organisation_id)
+_CASE_ORDER: dict[str, Any] = {
+    "reference": Case.reference, "organisation": Organisation.name, "status": Case.status,
+    "hosts": Case.hosts, "worst": Case.worst_rank, "notified": Case.last_notified_at}
+
+
+def _like(needle: str) -> str:
+    return "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+        "_", "\\_") + "%"
+
+
+def _matching_organisations(needle: str) -> Any:
+    """The organisations a search names: by case reference, organisation name, or a host's
+    address or name (one plain scan of each table, not one per case)."""
+    pattern = _like(needle)
+    return union(
+        select(Case.organisation_id).where(func.lower(Case.reference).like(pattern,
+                                                                             escape="\\")),
+        select(Organisation.id).where(func.lower(Organisation.name).like(pattern,
+                                                                           escape="\\")),
+        select(Host.organisation_id).where(
+            Host.organisation_id.is_not(None),
+            func.lower(Host.ip).like(pattern, escape="\\")
+            | func.lower(func.coalesce(Host.hostname, "")).like(pattern, escape="\\")))
+
+
+def case_page(session: Session, query: str = "", sort: str = "reference",
+              descending: bool = False, limit: int = 200, offset: int = 0
+              ) -> tuple[int, list[dict[str, Any]]]:
+    """(cases matching, one page of them in the chosen order): searched by reference,
+    organisation, host address or name; sorted, counted and paged in SQL on the case's kept
+    host count and worst state. The page's case ids are chosen first from the sort's index
+    alone, so a deep page skips index entries, not joined rows."""
+    column = _CASE_ORDER.get(sort, Case.reference)
+    order = column.desc() if descending else column.asc()
+    if column is Case.last_notified_at:  # never notified sorts as the smallest
+        order = order.nulls_last() if descending else order.nulls_first()
+    ids = select(Case.id)
+    if column is Organisation.name:
+        ids = ids.join(Organisation, Organisation.id == Case.organisation_id)
+    counted = select(func.count(Case.id))
     needle = query.strip()[:200]
     if needle:
-        pattern = "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_") + "%"
-        host_orgs = select(Host.organisation_id).where(
-            func.lower(Host.ip).like(pattern, escape="\\")
-            | func.lower(func.coalesce(Host.hostname, "")).like(pattern, escape="\\"))
-        stmt = stmt.where(func.lower(Case.reference).like(pattern, escape="\\")
-                          | func.lower(Organisation.name).like(pattern, escape="\\")
-                          | Organisation.id.in_(host_orgs))
-    pairs = session.execute(stmt).all()
-    org_ids = [o.id for _, o in pairs]
-    hosts: dict[int, list[str | None]] = defaultdict(list)
-    if org_ids:
-        for org_id, state in session.execute(
-                select(Host.organisation_id, Host.state).where(Host.organisation_id.in_(org_ids))):
-            if org_id is not None:
-                hosts[org_id].append(state)
-    rows = []
-    for case, org in pairs:
-        states = hosts.get(org.id, [])
-        worst = max((HostState(s) for s in states if s), key=list(HostState).index, default=None)
-        rows.append({"reference": case.reference, "organisation": org.name,
-                     "country": org.country, "sector": org.sector, "status": case.status,
-                     "flagged": case.flagged, "hosts": len(states),
-                     "worst": worst.value if worst else None,
-                     "notified": _iso(case.last_notified_at)})
-    key = sort if sort in CASE_SORTS else "reference"
-    rank = {s.value: i for i, s in enumerate(HostState)}
+        named = Case.organisation_id.in_(_matching_organisations(needle))
+        ids, counted = ids.where(named), counted.where(named)
+    chosen = list(session.scalars(ids.order_by(order, Case.id.desc() if descending
+                                               else Case.id).limit(limit).offset(offset)))
+    found = {r.id: r for r in session.execute(
+        select(Case.id, Case.reference, Organisation.name, Organisation.country,
+               Organisation.sector, Case.status, Case.flagged, Case.hosts, Case.worst,
+               Case.last_notified_at)
+        .join(Organisation, Organisation.id == Case.organisation_id)
+        .where(Case.id.in_(chosen)))} if chosen else {}
+    rows = [{"reference": r.reference, "organisation": r.name, "country": r.country,
+             "sector": r.sector, "status": r.status,
+             "status_text": STATUS_TEXT.get(r.status, r.status), "flagged": r.flagged,
+             "hosts": r.hosts, "worst": r.worst, "notified": _iso(r.last_notified_at)}
+            for r in (found[i] for i in chosen if i in found)]
+    return session.scalar(counted) or 0, rows
 
-    def order(row: dict[str, Any]) -> tuple[int, str]:
-        if key == "worst":
-            return (rank.get(str(row["worst"]), -1), "")
-        value = row[key]
-        return (0 if value is None else 1, f"{value:>12}" if isinstance(value, int) else
-                str(value or ""))
 
-    rows.sort(key=order, reverse=descending)
-    return rows
+def host_page(session: Session, group: str = "", limit: int = 200, offset: int = 0
+              ) -> tuple[int, list[dict[str, Any]]]:
+    """(hosts in a headline group or state, or all, one page of them in address order)."""
+    where: list[Any] = []
+    gone = Host.unreported_since.is_not(None)
+    open_states = [HostState.EXPOSED.value, HostState.VULNERABLE.value]
+    if group == "unreported":
+        where = [Host.state.in_(open_states), gone]
+    elif group in ("exposed", "vulnerable"):
+        where = [Host.state == group, Host.unreported_since.is_(None)]
+    elif group == "backdoored":
+        where = [Host.state.in_([s.value for s in COMPROMISED])]
+    elif group == "clean":
+        where = [Host.state.in_([s.value for s in RESOLVED_STATES])]
+    elif group in {s.value for s in HostState}:
+        where = [Host.state == group]
+    total = session.scalar(select(func.count(Host.id)).where(*where)) or 0
+    hosts = session.scalars(select(Host).where(*where).order_by(Host.ip).limit(limit)
+                            .offset(offset))
+    return total, [host_json(h) for h in hosts]
 
 
 def _message_text(body: bytes) -> str:
@@ -200,10 +198,12 @@ def _run_json(o: Observation, host_last_seen: datetime | None) -> dict[str, Any]
             "evidence": o.evidence}
 
 
-def case_detail(session: Session, case: Case, *, with_bodies: bool) -> dict[str, Any]:
+def case_detail(session: Session, case: Case, *, with_bodies: bool,
+                host_offset: int = 0) -> dict[str, Any]:
     org = case.organisation
     hosts = list(session.scalars(select(Host).where(Host.organisation_id == org.id)
-                                 .order_by(Host.ip)))
+                                 .order_by(Host.ip).limit(CASE_HOSTS_SHOWN)
+                                 .offset(host_offset)))
     host_ids = [h.id for h in hosts]
     last_seen = {h.id: h.last_seen for h in hosts}
     evidence: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -232,7 +232,9 @@ def case_detail(session: Session, case: Case, *, with_bodies: bool) -> dict[str,
                                         .order_by(WebReport.received_at.desc()))]
     return {
         "reference": case.reference, "organisation": org.name, "country": org.country,
-        "sector": org.sector, "status": case.status, "flagged": case.flagged,
+        "sector": org.sector, "status": case.status,
+        "status_text": STATUS_TEXT.get(case.status, case.status), "flagged": case.flagged,
+        "hosts_total": case.hosts, "hosts_offset": host_offset,
         "flag_reason": case.flag_reason, "opened_at": _iso(case.opened_at),
         "resolved_at": _iso(case.resolved_at), "last_notified_at": _iso(case.last_notified_at),
         "hosts": [host_json(h) | {"evidence": evidence.get(h.id, [])} for h in hosts],

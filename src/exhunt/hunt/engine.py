@@ -12,7 +12,7 @@ from functools import cache
 from exhunt.checks.base import Check, HuntContext, registered_checks
 from exhunt.collect import Artifact, ArtifactKind, Collection, open_collection
 from exhunt.errors import InputError
-from exhunt.hunt.files import FileStageSettings, load_problems, scan_file
+from exhunt.hunt.files import FileStageSettings, knowledge, load_problems, scan_file
 from exhunt.hunt.verdict import decide
 from exhunt.model import (
     Finding,
@@ -107,10 +107,11 @@ def _hunt_collection(
     if not report.exchange_found:
         report.errors.append(InputProblem("", "no Exchange installation found (no folder "
                                               "holding Logging/HttpProxy): logs not covered"))
-    context = HuntContext(exchange_roots=list(collection.exchange_roots))
-    checks = [cls(context) for cls in registered_checks()]
     # File stage: load rules/IOCs/baselines here first (named errors; forked workers reuse them).
     report.errors.extend(load_problems(files))
+    context = HuntContext(exchange_roots=list(collection.exchange_roots),
+                          log_iocs=knowledge(files).log_iocs)
+    checks = [cls(context) for cls in registered_checks()]
     tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals_for(checks, a.kind),
                       files) for a in artifacts]
     findings: list[Finding] = []

@@ -114,5 +114,5 @@ def ecs_events(reports: Sequence[HuntReport]) -> Iterator[dict[str, Any]]:
 
 
 def ecs_jsonl(reports: Sequence[HuntReport]) -> str:
-    return "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
-                   for e in ecs_events(reports))
+    # ASCII JSON: no raw U+2028 or U+0085 for a line-splitting reader to cut an event at.
+    return "".join(json.dumps(e, sort_keys=True) + "\n" for e in ecs_events(reports))

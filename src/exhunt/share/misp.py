@@ -100,6 +100,8 @@ class _Builder:
         return THREAT_MEDIUM if self.facts.observables else THREAT_LOW
 
     def observable(self, event: MISPEvent, item: Observable) -> None:
+        if not item.indicator and not self.options.with_victims:
+            return  # an internal address may be the victim's own: it stays home
         key = f"{item.kind}={item.value}"
         comment = f"exhunt checks: {', '.join(sorted(item.checks))}"[:1000]
         seen = item.seen

@@ -102,7 +102,7 @@ def _parse(text: str) -> datetime | None:
 
 
 def timeline_jsonl(reports: Sequence[HuntReport]) -> str:
-    lines = [json.dumps(event, ensure_ascii=False, sort_keys=True)
+    lines = [json.dumps(event, sort_keys=True)  # ASCII: no U+2028 to split a line
              for report in reports for event in timeline_events(report)]
     return "".join(line + "\n" for line in lines)
 
@@ -115,7 +115,8 @@ def _cell(value: object) -> str:
 def timeline_csv(reports: Sequence[HuntReport]) -> str:
     """The same events as CSV, every cell made inert for spreadsheets (no formulas)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore",
+                            quoting=csv.QUOTE_ALL)  # a CR inside a cell stays inside it
     writer.writeheader()
     for report in reports:
         for event in timeline_events(report):

@@ -84,8 +84,8 @@ def hunt_command(
     yara: Annotated[list[Path] | None, typer.Option(
         "--yara", help="Also run the YARA rules in this folder on web files (repeatable).")] = None,
     iocs: Annotated[list[Path] | None, typer.Option(
-        "--iocs", help="IOC list: hashes (HASH;COMMENT) or file names (REGEX;SCORE) "
-        "(repeatable).")] = None,
+        "--iocs", help="IOC list: hashes (HASH;COMMENT), file names (REGEX;SCORE), a STIX 2.1 "
+        "bundle or a MISP event (repeatable).")] = None,
     baseline: Annotated[list[Path] | None, typer.Option(
         "--baseline", help="Known-good web-file hashes from `exhunt baseline build` "
         "(repeatable).")] = None,

@@ -32,6 +32,11 @@ _HASH_LENGTHS = {32: "MD5", 40: "SHA-1", 64: "SHA-256"}
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 _COMPOUND = re.compile(r"\b(?:AND|FOLLOWEDBY|WITHIN|REPEATS|START|STOP)\b")
 _HTTP = ["extensions", "http-request-ext"]
+# The one shape exporters write most, read without the (slow, ANTLR) pattern parser:
+# [object-type:path = 'literal'] with a plain path. Anything else goes to the parser.
+_SIMPLE = re.compile(r"^\[\s*([a-z0-9-]+):([A-Za-z0-9_.'-]+?)\s*=\s*('(?:[^'\\]|\\.)*')\s*\]$",
+                     re.DOTALL)
+_PATH_PART = re.compile(r"'([^']*)'|([A-Za-z0-9_-]+)")
 
 
 @dataclass(slots=True)
@@ -152,6 +157,11 @@ def _read_pattern(pattern: str, label: str, out: Imported) -> None:
     if _COMPOUND.search(bare) or bare.count("[") != 1:
         out.skipped["compound pattern (AND, FOLLOWEDBY, several observations, qualifiers)"] += 1
         return
+    simple = _SIMPLE.match(pattern.strip())
+    if simple is not None:
+        path = [a or b for a, b in _PATH_PART.findall(simple.group(2))]
+        _take(simple.group(1), path, "=", simple.group(3), label, out)
+        return
     try:
         from stix2patterns.pattern import Pattern
 
@@ -161,16 +171,21 @@ def _read_pattern(pattern: str, label: str, out: Imported) -> None:
         return
     for object_type, found in comparisons.items():
         for path, operator, literal in found:
-            kind = _kind_of(str(object_type), [str(p) for p in path])
-            if operator != "=" or not isinstance(literal, str) or not literal.startswith("'"):
-                out.skipped[f"{object_type} compared with {str(operator)[:20]}"] += 1
-            elif kind is None:
-                out.skipped[f"{object_type}:{'.'.join(map(str, path))[:60]}"] += 1
-            else:
-                value = _unquote(literal)
-                if kind == "url":
-                    kind, value = "url-path", urlsplit(value).path
-                out.add(kind, value, label)
+            _take(str(object_type), [str(p) for p in path], operator, literal, label, out)
+
+
+def _take(object_type: str, path: list[str], operator: object, literal: object, label: str,
+          out: Imported) -> None:
+    kind = _kind_of(object_type, path)
+    if operator != "=" or not isinstance(literal, str) or not literal.startswith("'"):
+        out.skipped[f"{object_type} compared with {str(operator)[:20]}"] += 1
+    elif kind is None:
+        out.skipped[f"{object_type}:{'.'.join(path)[:60]}"] += 1
+    else:
+        value = _unquote(literal)
+        if kind == "url":
+            kind, value = "url-path", urlsplit(value).path
+        out.add(kind, value, label)
 
 
 def _kind_of(object_type: str, path: list[str]) -> str | None:

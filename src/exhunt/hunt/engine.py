@@ -112,8 +112,10 @@ def _hunt_collection(
     context = HuntContext(exchange_roots=list(collection.exchange_roots),
                           log_iocs=knowledge(files).log_iocs)
     checks = [cls(context) for cls in registered_checks()]
-    tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals_for(checks, a.kind),
-                      files) for a in artifacts]
+    # Once per kind, not per artifact: with imported indicators a union holds thousands.
+    literals = {kind: literals_for(checks, kind) for kind in {a.kind for a in artifacts}}
+    tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals[a.kind], files)
+             for a in artifacts]
     findings: list[Finding] = []
     for result in read_all(tasks, workers, progress):
         _account(report, result)

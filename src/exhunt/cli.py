@@ -16,6 +16,7 @@ import typer
 if TYPE_CHECKING:  # the modules themselves load with the command that needs them
     from exhunt.hunt.engine import Progress as ProgressSink
     from exhunt.model import HuntReport
+    from exhunt.share.options import ShareOptions
 
 app = typer.Typer(
     help="Response toolkit for mass compromise of on-premises Exchange: hunt, scan, coordinate.",
@@ -33,6 +34,20 @@ class ReportFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     HTML = "html"
+    # The field's exchange formats (exhunt.share): one output for all the copies hunted.
+    STIX = "stix"
+    MISP = "misp"
+    TIMELINE = "timeline"
+    TIMELINE_CSV = "timeline-csv"
+    ECS = "ecs"
+
+
+class Tlp(StrEnum):
+    CLEAR = "clear"
+    WHITE = "white"
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
 
 
 @contextmanager
@@ -75,14 +90,23 @@ def hunt_command(
     yara: Annotated[list[Path] | None, typer.Option(
         "--yara", help="Also run the YARA rules in this folder on web files (repeatable).")] = None,
     iocs: Annotated[list[Path] | None, typer.Option(
-        "--iocs", help="IOC list: hashes (HASH;COMMENT) or file names (REGEX;SCORE) "
-        "(repeatable).")] = None,
+        "--iocs", help="IOC list: hashes (HASH;COMMENT), file names (REGEX;SCORE), a STIX 2.1 "
+        "bundle or a MISP event (repeatable).")] = None,
     baseline: Annotated[list[Path] | None, typer.Option(
         "--baseline", help="Known-good web-file hashes from `exhunt baseline build` "
         "(repeatable).")] = None,
     summary: Annotated[Path | None, typer.Option(
         "--summary", metavar="FILE.json|FILE.html",
         help="Also write the fleet summary: verdicts, shared infrastructure, waves.")] = None,
+    stix: Annotated[Path | None, typer.Option(
+        "--stix", metavar="FILE.json",
+        help="Also write a STIX 2.1 bundle of all the copies: indicators, sightings, CVEs, "
+        "one intrusion-set per shared-infrastructure cluster.")] = None,
+    tlp: Annotated[Tlp, typer.Option(
+        "--tlp", help="TLP marking of STIX and MISP output.")] = Tlp.AMBER,
+    producer: Annotated[str, typer.Option(
+        "--producer", help="Who produces STIX and MISP output (its identity / organisation)."
+    )] = "exhunt",
     dask: Annotated[str | None, typer.Option(
         "--dask", metavar="tcp://HOST:PORT",
         help="Hunt on this Dask scheduler; every worker must read the copies under the same "
@@ -95,6 +119,8 @@ def hunt_command(
     from exhunt.hunt.engine import hunt
     from exhunt.hunt.files import FileStageSettings
     from exhunt.hunt.fleet import hunt_many, server_progress, write_fleet_summary
+    from exhunt.share.options import ShareOptions
+    from exhunt.share.writers import render
 
     sources = list(paths or [])
     if each is not None:
@@ -115,9 +141,12 @@ def hunt_command(
         with server_progress(quiet) as progress:
             reports = hunt_many(sources, workers=workers, dask_address=dask,
                                 progress=progress, file_stage=files)
-    _emit(reports, fmt, output)
+    share = ShareOptions(producer=producer, tlp=tlp.value)
+    _emit(reports, fmt, output, share)
     if summary is not None:
         write_fleet_summary(reports, summary)
+    if stix is not None:
+        stix.write_text(render("stix", reports, share), "utf-8")
     if any(r.unreadable for r in reports):
         raise typer.Exit(EXIT_UNREADABLE)
 
@@ -128,8 +157,10 @@ def _copies_in(folder: Path) -> list[str]:
     return [str(p) for p in sorted(folder.iterdir()) if p.is_dir() or p.suffix.lower() == ".zip"]
 
 
-def _emit(reports: list[HuntReport], fmt: ReportFormat, output: Path | None) -> None:
+def _emit(reports: list[HuntReport], fmt: ReportFormat, output: Path | None,
+          share: ShareOptions) -> None:
     from exhunt.hunt.report import report_html, report_json, report_text
+    from exhunt.share.writers import WRITERS, render
 
     if fmt is ReportFormat.HTML and len(reports) > 1 and output is not None:
         output.mkdir(parents=True, exist_ok=True)
@@ -143,6 +174,8 @@ def _emit(reports: list[HuntReport], fmt: ReportFormat, output: Path | None) -> 
         text += "\n"
     elif fmt is ReportFormat.HTML:
         text = report_html(reports[0])
+    elif fmt.value in WRITERS:
+        text = render(fmt.value, reports, share)
     else:
         text = "\n".join(report_text(r) for r in reports)
     if output is None:

@@ -164,6 +164,28 @@ def stats(store: Store) -> dict[str, Any]:
     return result
 
 
+def _export(fmt: str, reports: list[Path], with_victims: bool, tlp: str, producer: str,
+            output: Path | None) -> None:
+    from exhunt.share.coordinator import export_campaign
+    from exhunt.share.options import TLP_NAMES, ShareOptions
+
+    if tlp not in TLP_NAMES:
+        raise typer.BadParameter(f"--tlp must be one of {', '.join(TLP_NAMES)}")
+    options = ShareOptions(producer=producer, tlp=tlp, with_victims=with_victims)
+    try:
+        text, problems = export_campaign(fmt, reports, options)
+    except ExhuntError as exc:
+        _fail(exc)
+        return
+    console = Console(stderr=True, highlight=False)
+    for problem in problems:
+        console.print(f"skipped {problem.artifact}: {problem.message}", markup=False)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, "utf-8")
+
+
 def register(app: typer.Typer, lab: typer.Typer) -> None:
     contacts_app = typer.Typer(help="The constituency list: who owns which network.")
     app.add_typer(contacts_app, name="contacts")
@@ -248,12 +270,26 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
     @cases_app.callback()
     def cases_cmd(
         ctx: typer.Context,
-        db: DbOption = None, fmt: FormatOption = "text",
+        db: DbOption = None,
+        fmt: Annotated[str, typer.Option("--format", help="text, json, or stix / misp (the "
+                                         "campaign's shared infrastructure from --reports)")
+                       ] = "text",
         unattributed: Annotated[bool, typer.Option(help="Hosts with no owner yet")] = False,
         detail: Annotated[bool, typer.Option(help="Evidence per host, history per case")] = False,
+        reports: Annotated[list[Path] | None, typer.Option(
+            "--reports", help="stix/misp: hunt reports (JSON) or folders of them")] = None,
+        with_victims: Annotated[bool, typer.Option(
+            "--with-victims", help="stix/misp: also name the hunted servers")] = False,
+        tlp: Annotated[str, typer.Option(help="stix/misp: TLP level")] = "amber",
+        producer: Annotated[str, typer.Option(help="stix/misp: who shares it")] = "exhunt",
+        output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     ) -> None:
-        """List cases (one per organisation) or the unattributed queue."""
+        """List cases (one per organisation) or the unattributed queue; or export the
+        campaign's shared infrastructure as STIX or MISP, without victims by default."""
         if ctx.invoked_subcommand is not None:
+            return
+        if fmt in ("stix", "misp"):
+            _export(fmt, reports or [], with_victims, tlp, producer, output)
             return
         try:
             store = Store(db)

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import ClassVar, Self
 
 from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.share.imported import LogIndicators
 
 _REGISTRY: dict[str, type[Check]] = {}
 MAX_EVIDENCE_CHARS = 2000
@@ -32,6 +33,8 @@ class HuntContext:
 
     exchange_roots: list[str] = field(default_factory=list)
     shells_named: dict[str, Finding] = field(default_factory=dict)
+    # Indicators given with --iocs (STIX, MISP) that log lines are matched against.
+    log_iocs: LogIndicators = field(default_factory=LogIndicators)
 
 
 class Check(ABC):

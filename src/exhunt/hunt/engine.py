@@ -18,7 +18,7 @@ from functools import cache
 from exhunt.checks.base import Check, HuntContext, registered_checks
 from exhunt.collect import Artifact, ArtifactKind, Collection, open_collection
 from exhunt.errors import InputError
-from exhunt.hunt.files import FileStageSettings, load_problems, scan_file
+from exhunt.hunt.files import FileStageSettings, knowledge, load_problems, scan_file
 from exhunt.hunt.verdict import decide
 from exhunt.model import (
     Finding,
@@ -175,12 +175,15 @@ def _hunt_collection(
     if not report.exchange_found:
         report.errors.append(InputProblem("", "no Exchange installation found (no folder "
                                               "holding Logging/HttpProxy): logs not covered"))
-    context = HuntContext(exchange_roots=list(collection.exchange_roots))
-    checks = [cls(context) for cls in registered_checks()]
     # File stage: load rules/IOCs/baselines here first (named errors; forked workers reuse them).
     report.errors.extend(load_problems(files))
-    tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals_for(checks, a.kind),
-                      files, context) for a in artifacts]
+    context = HuntContext(exchange_roots=list(collection.exchange_roots),
+                          log_iocs=knowledge(files).log_iocs)
+    checks = [cls(context) for cls in registered_checks()]
+    # Once per kind, not per artifact: with imported indicators a union holds thousands.
+    literals = {kind: literals_for(checks, kind) for kind in {a.kind for a in artifacts}}
+    tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals[a.kind], files,
+                      context) for a in artifacts]
     by_id = {check.id: check for check in checks}
     findings: list[Finding] = []
     for batch in read_all(tasks, workers, progress):

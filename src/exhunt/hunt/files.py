@@ -35,6 +35,7 @@ from exhunt.hunt.baseline import Baseline, load_baselines, web_relative
 from exhunt.intel import indicators
 from exhunt.model import InputProblem, LogRecord, RecordKind, iso
 from exhunt.readers.base import ReadStats
+from exhunt.share.imported import LogIndicators
 
 _WS = indicators("webshell")
 _SCAN = _WS["scan"]
@@ -163,6 +164,8 @@ class Knowledge:
     name_iocs: list[NameIoc] = field(default_factory=list)
     baseline: Baseline | None = None
     problems: list[InputProblem] = field(default_factory=list)
+    # Addresses, agents and URL paths from STIX/MISP IOC files, for the log check ioc.request.
+    log_iocs: LogIndicators = field(default_factory=LogIndicators)
 
     @property
     def hash_lengths(self) -> frozenset[int]:
@@ -266,6 +269,8 @@ def _load_iocs(path: str, known: Knowledge) -> None:
     except OSError as exc:
         known.problems.append(InputProblem(path, f"cannot read IOC file: {exc.strerror or exc}"))
         return
+    if _load_exchange_iocs(text, path, known):
+        return
     if _looks_like_hash_list(text):
         hashes, problems = parse_hash_iocs(text, path)
         known.hash_iocs.update(hashes)
@@ -275,6 +280,25 @@ def _load_iocs(path: str, known: Knowledge) -> None:
     known.problems.extend(problems[:50])
     if len(problems) > 50:
         known.problems.append(InputProblem(path, f"{len(problems) - 50} more bad lines skipped"))
+
+
+def _load_exchange_iocs(text: str, path: str, known: Knowledge) -> bool:
+    """A STIX 2.1 bundle or a MISP event (exhunt.share.iocs_in); False if it is neither."""
+    from exhunt.share.iocs_in import NAME_IOC_SCORE, read_exchange_iocs
+
+    imported = read_exchange_iocs(text, path)
+    if imported is None:
+        return False
+    known.hash_iocs.update(imported.hashes)
+    known.log_iocs.update(imported.log)
+    for name, label in sorted(imported.file_names.items()):
+        pattern = re.compile(r"(?:^|[\\/])" + re.escape(name) + "$", re.IGNORECASE)
+        known.name_iocs.append(NameIoc(pattern, NAME_IOC_SCORE, None, label[:200]))
+    known.problems.extend(imported.problems)
+    skipped = imported.summary()
+    if skipped is not None:
+        known.problems.append(skipped)
+    return True
 
 
 def load_problems(settings: FileStageSettings) -> list[InputProblem]:

@@ -34,7 +34,7 @@ from exhunt.hunt.engine import forget_open_collections, hunt
 from exhunt.hunt.files import FileStageSettings
 from exhunt.hunt.verdict import EXPLOITATION_STAGES, counts
 from exhunt.intel import indicators
-from exhunt.model import HuntReport, InputProblem, Verdict, iso
+from exhunt.model import Finding, HuntReport, InputProblem, Verdict, iso
 
 # Called with (servers just finished, servers in all): the engine's progress convention.
 FleetProgress = Callable[[int, int], None]
@@ -256,24 +256,31 @@ def server_indicators(report: HuntReport) -> ServerIndicators:
     for finding in report.findings:
         if not counts(finding):
             continue
-        if finding.client_ip:
-            ip = finding.client_ip.strip()
-            out.found.add(Indicator(IP, ip))
-            if finding.stage in EXPLOITATION_STAGES:
-                out.exploiting_ips.add(ip)
-        for agent in _UA_IN_EVIDENCE.findall(finding.evidence):
-            out.found.add(Indicator(USER_AGENT, agent.strip()))
-        if finding.webshell_path:
-            name = re.split(r"[\\/]", finding.webshell_path.strip())[-1]
-            if name:
-                out.found.add(Indicator(SHELL_NAME, name.lower()))
-        for param in _REQUEST_PARAM.findall(finding.evidence):
-            # ASP.NET looks request data up case-insensitively.
-            out.found.add(Indicator(SHELL_PARAM, param.lower()))
+        found = finding_indicators(finding)
+        out.found.update(found)
+        if finding.stage in EXPLOITATION_STAGES:
+            out.exploiting_ips.update(i.value for i in found if i.kind == IP)
     if report.first_exploitation is not None:
         day = report.first_exploitation.astimezone(UTC).date().isoformat()
         out.found.add(Indicator(FIRST_DAY, day))
     return out
+
+
+def finding_indicators(finding: Finding) -> set[Indicator]:
+    """The attacker IP, user agents, shell name and shell parameters one finding names."""
+    found: set[Indicator] = set()
+    if finding.client_ip and finding.client_ip.strip():
+        found.add(Indicator(IP, finding.client_ip.strip()))
+    for agent in _UA_IN_EVIDENCE.findall(finding.evidence):
+        found.add(Indicator(USER_AGENT, agent.strip()))
+    if finding.webshell_path:
+        name = re.split(r"[\\/]", finding.webshell_path.strip())[-1]
+        if name:
+            found.add(Indicator(SHELL_NAME, name.lower()))
+    for param in _REQUEST_PARAM.findall(finding.evidence):
+        # ASP.NET looks request data up case-insensitively.
+        found.add(Indicator(SHELL_PARAM, param.lower()))
+    return found
 
 
 @cache
@@ -283,7 +290,7 @@ def _public_agents() -> tuple[str, ...]:
     return tuple(a.lower() for a in (*iis["tool_user_agents"], *iis["crawler_user_agents"]))
 
 
-def _is_internal(ip: str) -> bool:
+def is_internal(ip: str) -> bool:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -314,7 +321,7 @@ def weak_reason(
     if indicator.kind == USER_AGENT and any(a in value for a in _public_agents()):
         return "public tool or spoofed crawler agent: used by many groups"
     if indicator.kind == IP:
-        if _is_internal(indicator.value):
+        if is_internal(indicator.value):
             return "internal address: repeats across organisations by chance"
         if exploiting_servers < 2:
             return ("only probed (all but at most one server): scanners touch every server, "

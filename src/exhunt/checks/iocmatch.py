@@ -80,6 +80,26 @@ class ImportedIndicatorMatch(Check):
         if when is not None and (seen.last is None or when > seen.last):
             seen.last = when
 
+    def merge(self, other: ImportedIndicatorMatch) -> None:
+        """Clients matched in later-listed files join those matched here: counts add up,
+        the earliest request stays the first, reasons keep their first source."""
+        for client, theirs in other._by_client.items():
+            if client not in self._by_client and len(self._by_client) >= MAX_CLIENTS:
+                client = "other clients"
+            ours = self._by_client.get(client)
+            if ours is None:
+                self._by_client[client] = theirs
+                continue
+            ours.requests += theirs.requests
+            ours.statuses |= theirs.statuses
+            for key, source in theirs.why.items():
+                ours.why.setdefault(key, source)
+            when, first = theirs.first.timestamp, ours.first.timestamp
+            if when is not None and (first is None or when < first):
+                ours.first, ours.agent = theirs.first, theirs.agent
+            if theirs.last is not None and (ours.last is None or theirs.last > ours.last):
+                ours.last = theirs.last
+
     def finalize(self) -> Iterable[Finding]:
         for client, seen in sorted(self._by_client.items()):
             matched = "; ".join(f"{key} (from {source})"

@@ -82,6 +82,9 @@ class Finding:
     evidence: str
     client_ip: str | None = None
     webshell_path: str | None = None
+    # Context: a trace clean servers hold too (an admin added, a task); INFO until the same
+    # hunt proves a compromise, then high (hunt/verdict.py, docs/verdict-ladder.md).
+    context: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -158,6 +161,9 @@ class HuntReport:
     unreadable: bool = False
     # (relative path, sha256) of every web file, for stacking across servers of one build.
     web_files: list[tuple[str, str]] = field(default_factory=list)
+    # Post-exploitation evidence not tied to an Exchange compromise: reported on its own,
+    # with its own severity; it never moves the verdict (hunt/verdict.py).
+    host_activity: list[Finding] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {

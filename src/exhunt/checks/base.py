@@ -26,6 +26,7 @@ class HuntContext:
 
     exchange_roots: list[str] = field(default_factory=list)
     shells_named: dict[str, Finding] = field(default_factory=dict)
+    sigma_dirs: tuple[str, ...] = ()  # --sigma folders (checks/sigma.py)
 
 
 class Check(ABC):

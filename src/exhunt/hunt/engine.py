@@ -107,7 +107,8 @@ def _hunt_collection(
     if not report.exchange_found:
         report.errors.append(InputProblem("", "no Exchange installation found (no folder "
                                               "holding Logging/HttpProxy): logs not covered"))
-    context = HuntContext(exchange_roots=list(collection.exchange_roots))
+    context = HuntContext(exchange_roots=list(collection.exchange_roots),
+                          sigma_dirs=files.sigma_dirs)
     checks = [cls(context) for cls in registered_checks()]
     # File stage: load rules/IOCs/baselines here first (named errors; forked workers reuse them).
     report.errors.extend(load_problems(files))

@@ -62,6 +62,7 @@ class FileStageSettings:
     ioc_files: tuple[str, ...] = ()
     baselines: tuple[str, ...] = ()
     builtin_rules: bool = True
+    sigma_dirs: tuple[str, ...] = ()  # event-log rules (checks/sigma.py), not a file stage
 
 
 # -- IOC lists (signature-base formats) ---------------------------------------------------
@@ -277,8 +278,11 @@ def _load_iocs(path: str, known: Knowledge) -> None:
 
 
 def load_problems(settings: FileStageSettings) -> list[InputProblem]:
-    """Problems met loading the settings (call in the main process: it also warms the cache)."""
-    return list(knowledge(settings).problems)
+    """Problems met loading the settings (call in the main process: it also warms the cache),
+    the `--sigma` folders' included."""
+    from exhunt.checks.sigma import load_sigma  # the event-log rules live with the checks
+
+    return list(knowledge(settings).problems) + list(load_sigma(settings.sigma_dirs).problems)
 
 
 # -- headers and names ----------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from exhunt.hunt.verdict import actors, counts
+from exhunt.hunt.verdict import actors, counts, host_severity
 from exhunt.hunt.waves import label_waves  # issue 3 (waves helper): additive "waves" key
 from exhunt.model import HuntReport, Verdict, iso
 
@@ -74,7 +74,21 @@ def report_json(report: HuntReport) -> dict[str, Any]:
     data["next_steps"] = list(NEXT_STEPS[report.verdict])
     data["exchange_found"] = report.exchange_found
     data["waves"] = label_waves(report)  # issue 3 (waves helper): additive
+    data["host_activity"] = host_activity_json(report)  # issue 15: additive
     return data
+
+
+HOST_HEADLINE = ("Attack activity on this host that this hunt does not tie to an Exchange "
+                 "compromise (no Exchange stage is claimed for it):")
+
+
+def host_activity_json(report: HuntReport) -> dict[str, Any] | None:
+    """Post-exploitation not tied to Exchange: its own severity and findings, or None."""
+    severity = host_severity(report)
+    if severity is None:
+        return None
+    return {"severity": severity.label, "exchange_found": report.exchange_found,
+            "findings": [f.to_json() for f in report.host_activity]}
 
 
 def report_text(report: HuntReport) -> str:
@@ -89,6 +103,7 @@ def report_text(report: HuntReport) -> str:
     if report.first_exploitation:
         out.append(f"First successful exploitation seen: {_when(report.first_exploitation)}")
     out.append("")
+    out.extend(_host_lines(report))
     out.extend(_coverage_lines(report))
     out.append("")
     out.append("What to do next:")
@@ -113,6 +128,18 @@ def report_text(report: HuntReport) -> str:
         out.extend(f"  {_printable(e.artifact) or '-'}: {_printable(e.message)}"
                    for e in report.errors)
     return "\n".join(out) + "\n"
+
+
+def _host_lines(report: HuntReport) -> list[str]:
+    """Shown right under the verdict: a clean Exchange verdict must not hide a dumped LSASS."""
+    severity = host_severity(report)
+    if severity is None:
+        return []
+    lines = [f"HOST ACTIVITY: {severity.label.upper()}", HOST_HEADLINE]
+    for finding in report.host_activity:
+        lines.append(f"  [{finding.severity.label.upper()}] {_when(finding.timestamp)} "
+                     f"{_printable(finding.title)} ({finding.check})")
+    return [*lines, ""]
 
 
 def _coverage_lines(report: HuntReport) -> list[str]:
@@ -165,6 +192,8 @@ def report_html(report: HuntReport) -> str:
         headline=HEADLINES[report.verdict],
         steps=NEXT_STEPS[report.verdict],
         people=actors(report),
+        host=host_severity(report),
+        host_headline=HOST_HEADLINE,
         counts=counts,
         when=_when,
     )

@@ -1,0 +1,293 @@
+"""Event-log checks written in Sigma, evaluated with pySigma's SQLite backend.
+
+The rules are data a responder can read and extend: exhunt's own in `intel/sigma/`, and any
+folder given with `--sigma DIR` (the SigmaHQ rule set works as it is). Events of the log
+sources the rules name go into one in-memory SQLite table, one column per field a rule uses;
+each rule's query then picks the events it matches. Which events answer which Sigma log source
+is data too (`intel/data/sigma_logsources.toml`).
+
+A rule's `name` becomes the check id of its findings (`sigma.<file stem>` without one). The tag
+`exhunt.context` makes a rule's matches context: info until the hunt proves a compromise.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from sigma.backends.sqlite.sqlite import sqliteBackend
+from sigma.collection import SigmaCollection
+from sigma.exceptions import SigmaError
+from sigma.processing.conditions import LogsourceCondition
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import AddConditionTransformation
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+
+from exhunt.checks.base import Check, HuntContext
+from exhunt.intel import indicators
+from exhunt.model import Finding, InputProblem, LogRecord, RecordKind, Severity, Stage
+
+_SOURCES = indicators("sigma_logsources")
+_SEVERITY = {s.label: s for s in Severity}
+CATEGORY_COLUMN = "exhunt_category"
+BASE_COLUMNS = ("Channel", "EventID", "Provider", "Computer", CATEGORY_COLUMN)
+CONTEXT_TAG = "exhunt.context"
+RULE_SUFFIXES = (".yml", ".yaml")
+# Bounds on what a rule folder may cost (the SigmaHQ set is about 3,000 files of a few kB).
+MAX_RULE_FILES = 20_000
+MAX_RULE_BYTES = 1 << 20
+# Matches reported per rule, and events held for evaluation.
+MAX_MATCHES = 50
+MAX_EVENTS = 2_000_000
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+# Sysmon's names for what Security 4688 calls otherwise (SigmaHQ's windows-audit pipeline).
+_ALIASES = {"NewProcessName": "Image", "ParentProcessName": "ParentImage"}
+# Fields shown in a finding's evidence when the event has them, besides the rule's own.
+_SHOWN = ("Image", "CommandLine", "ParentImage", "SourceImage", "TargetImage", "GrantedAccess",
+          "CallTrace", "TargetFilename", "ScriptBlockText", "Payload", "TaskName", "Path",
+          "ActionName", "ServiceName", "ImagePath", "TargetUserName", "MemberSid", "User")
+
+
+@dataclass(frozen=True, slots=True)
+class SigmaCheck:
+    """One Sigma rule, ready to run: its query over the event table and what to report."""
+
+    name: str
+    title: str
+    severity: Severity
+    context: bool
+    query: str
+    fields: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SigmaRules:
+    rules: tuple[SigmaCheck, ...]
+    problems: tuple[InputProblem, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        names = dict.fromkeys(BASE_COLUMNS)
+        for rule in self.rules:
+            names.update(dict.fromkeys(rule.fields))
+        return tuple(names)
+
+
+def _pipeline() -> ProcessingPipeline:
+    """Each Sigma log source becomes a condition on the columns exhunt fills."""
+    items = [ProcessingItem(AddConditionTransformation({CATEGORY_COLUMN: f"*{category}*"}),
+                            rule_conditions=[LogsourceCondition(category=category,
+                                                                product="windows")],
+                            identifier=f"category-{category}")
+             for category in _SOURCES["categories"]]
+    items += [ProcessingItem(AddConditionTransformation({"Channel": channel}),
+                             rule_conditions=[LogsourceCondition(service=service,
+                                                                 product="windows")],
+                             identifier=f"service-{service}")
+              for service, channel in _SOURCES["services"].items()]
+    return ProcessingPipeline(name="exhunt windows events", priority=20, items=items)
+
+
+def covered(rule: SigmaRule) -> bool:
+    source = rule.logsource
+    if (source.product or "").lower() != "windows":
+        return False
+    if source.category:
+        return source.category.lower() in _SOURCES["categories"] and (
+            not source.service or source.service.lower() in _SOURCES["services"])
+    return bool(source.service) and (source.service or "").lower() in _SOURCES["services"]
+
+
+@cache
+def load_sigma(folders: tuple[str, ...] = (), builtin: bool = True) -> SigmaRules:
+    """exhunt's rules (unless `builtin` is False) and every rule under `folders`.
+
+    A file that is not a valid Sigma rule is a named problem; rules for log sources exhunt does
+    not read are counted in one problem per folder. Cached: loaded once per process."""
+    rules: list[SigmaCheck] = []
+    problems: list[InputProblem] = []
+    if builtin:
+        own = resources.files("exhunt.intel").joinpath("sigma")
+        texts = [(f"exhunt:{p.name}", p.read_text("utf-8")) for p in sorted(
+            own.iterdir(), key=lambda p: p.name) if p.name.endswith(RULE_SUFFIXES)]
+        rules += _compile(texts, "exhunt's Sigma rules", problems)
+    for folder in folders:
+        rules += _compile(list(_rule_files(folder, problems)), folder, problems)
+    return SigmaRules(tuple(rules), tuple(problems))
+
+
+def _rule_files(folder: str, problems: list[InputProblem]) -> Iterator[tuple[str, str]]:
+    root = Path(folder)
+    if not root.is_dir():
+        problems.append(InputProblem(folder, "--sigma: not a folder"))
+        return
+    count = 0
+    for path in sorted(root.rglob("*")):
+        if not path.name.lower().endswith(RULE_SUFFIXES) or path.is_symlink():
+            continue
+        count += 1
+        if count > MAX_RULE_FILES:
+            problems.append(InputProblem(folder, f"more than {MAX_RULE_FILES} rule files: "
+                                                 "the rest were not read"))
+            return
+        try:
+            if path.stat().st_size > MAX_RULE_BYTES:
+                problems.append(InputProblem(str(path), "Sigma rule larger than 1 MiB: skipped"))
+                continue
+            yield str(path), path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(InputProblem(str(path), f"cannot read Sigma rule: {exc}"))
+
+
+def _compile(texts: list[tuple[str, str]], where: str,
+             problems: list[InputProblem]) -> list[SigmaCheck]:
+    backend = sqliteBackend(processing_pipeline=_pipeline())  # type: ignore[no-untyped-call]
+    out: list[SigmaCheck] = []
+    skipped = 0
+    for source, text in texts:
+        try:
+            collection = SigmaCollection.from_yaml(text)
+            for error in collection.errors[:1]:
+                raise error
+        except Exception as exc:  # YAML or Sigma: a bad rule file is named, never fatal
+            problems.append(InputProblem(source, f"not a valid Sigma rule: {exc}"))
+            continue
+        for rule in collection.rules:
+            if not isinstance(rule, SigmaRule):
+                continue  # correlation rules: not evaluated
+            if not covered(rule):
+                skipped += 1
+                continue
+            try:
+                out.append(_check(rule, backend, source))
+            except (SigmaError, ValueError, TypeError, AttributeError, KeyError) as exc:
+                problems.append(InputProblem(source, f"Sigma rule not evaluated: {exc}"))
+    if skipped:
+        problems.append(InputProblem(where, f"{skipped} Sigma rules skipped: their log source "
+                                            "is not a Windows event log exhunt reads"))
+    return out
+
+
+def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> SigmaCheck:
+    queries = backend.convert_rule(rule)  # type: ignore[no-untyped-call]
+    if len(queries) != 1 or not isinstance(queries[0], str):
+        raise ValueError("the rule did not become one query")
+    query = queries[0]
+    prefix = "SELECT * FROM logs"
+    if not query.startswith(prefix):
+        raise ValueError("unexpected query shape")
+    fields = tuple(dict.fromkeys(f for detection in rule.detection.detections.values()
+                                 for f in _fields(detection)))
+    bad = [f for f in fields if not _IDENTIFIER.match(f)]
+    if bad:
+        raise ValueError(f"field names exhunt cannot hold: {bad[:3]}")
+    stem = Path(source.split(":", 1)[-1]).stem
+    level = rule.level.name.lower() if rule.level is not None else "medium"
+    tags = {f"{t.namespace}.{t.name}".lower() for t in rule.tags}
+    return SigmaCheck(
+        name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
+        severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")],
+        query="SELECT rowid FROM logs" + query[len(prefix):], fields=fields, source=source)
+
+
+def _fields(detection: SigmaDetection) -> Iterator[str]:
+    for item in detection.detection_items:
+        if isinstance(item, SigmaDetectionItem):
+            if item.field:
+                yield item.field
+        else:
+            yield from _fields(item)
+
+
+def event_row(record: LogRecord) -> dict[str, str]:
+    """An event as Sigma sees it: data by name, unnamed data joined as `Data`, the category."""
+    row: dict[str, str] = {}
+    unnamed: list[str] = []
+    for key, value in record.fields.items():
+        if key.startswith("Data."):
+            name = key[5:]
+            row.setdefault(name, value)
+            alias = _ALIASES.get(name)
+            if alias:
+                row.setdefault(alias, value)
+        elif key.startswith("Data["):
+            unnamed.append(value)
+        else:
+            row[key] = value
+    if unnamed:
+        row.setdefault("Data", "\n".join(unnamed))
+    pair = [record.get("Channel").lower(), record.get("EventID")]
+    categories = [c for c, pairs in _SOURCES["categories"].items() if pair in pairs]
+    row[CATEGORY_COLUMN] = "\n".join(categories)
+    return row
+
+
+class SigmaEvents(Check):
+    """Every Sigma rule (exhunt's and `--sigma`) over the events this hunt read."""
+
+    id = "sigma"
+    title = "Sigma rule matched"
+    severity = Severity.MEDIUM
+    stage = Stage.POST_EXPLOITATION
+    cves = ()
+    kinds = frozenset({RecordKind.EVENT})
+    literals = None
+
+    def __init__(self, context: HuntContext) -> None:
+        super().__init__(context)
+        self.rules = load_sigma(tuple(context.sigma_dirs))
+        self._columns = self.rules.columns
+        self._db = sqlite3.connect(":memory:")
+        self._db.create_function("regexp", 2, _regexp, deterministic=True)
+        columns = ", ".join(f'"{c}" TEXT COLLATE NOCASE' for c in self._columns)
+        self._db.execute(f"CREATE TABLE logs ({columns})")
+        names = ", ".join(f'"{c}"' for c in self._columns)
+        self._insert = (f"INSERT INTO logs (rowid, {names}) VALUES "
+                        f"(?, {', '.join('?' for _ in self._columns)})")
+        self._records: list[LogRecord] = []
+
+    def feed(self, record: LogRecord) -> Iterable[Finding]:
+        if not self.rules.rules or len(self._records) >= MAX_EVENTS:
+            return ()
+        row = event_row(record)
+        if not row[CATEGORY_COLUMN] and row.get("Channel", "").lower() not in _CHANNELS:
+            return ()
+        self._records.append(record)
+        self._db.execute(self._insert, [len(self._records)] + [row.get(c) for c in self._columns])
+        return ()
+
+    def finalize(self) -> Iterable[Finding]:
+        for rule in self.rules.rules:
+            rows = self._db.execute(rule.query + f" LIMIT {MAX_MATCHES}").fetchall()
+            for (rowid,) in rows:
+                yield self._finding(rule, self._records[int(rowid) - 1])
+        self._db.close()
+
+    def _finding(self, rule: SigmaCheck, record: LogRecord) -> Finding:
+        row = event_row(record)
+        shown = dict.fromkeys((*rule.fields, *_SHOWN))
+        lines = [f"{name}: {row[name]}" for name in shown
+                 if name not in BASE_COLUMNS and row.get(name)]
+        head = (f"Sigma rule {rule.name} ({rule.source}): {record.get('Channel')} event "
+                f"{record.get('EventID')}")
+        found = self.finding(record, "\n".join([head, *lines]), title=rule.title,
+                             severity=Severity.INFO if rule.context else rule.severity)
+        return replace(found, check=rule.name, context=rule.context)
+
+
+_CHANNELS = frozenset(_SOURCES["services"].values())
+
+
+def _regexp(pattern: str | None, value: str | None) -> bool:
+    if pattern is None or value is None:
+        return False
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return False

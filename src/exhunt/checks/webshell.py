@@ -12,7 +12,6 @@ longer holds ("a shell was here"), with the requests that reached them answered 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,43 +21,91 @@ from exhunt.checks.base import Check, HuntContext
 from exhunt.checks.iis import Request, request_of
 from exhunt.hunt.baseline import web_relative
 from exhunt.intel import indicators
-from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.model import FileFacts, Finding, LogRecord, PageTraits, RecordKind, Severity, Stage
 
 _WS = indicators("webshell")
 _SCORE = _WS["score"]
 SCRIPT_EXTENSIONS: tuple[str, ...] = tuple(_WS["locations"]["script_extensions"])
 _BUILTIN_HASHES: dict[str, str] = dict(_WS["known_bad_sha256"])
-_NUMBER = re.compile(r"-?[0-9]{1,6}")
 _PROXYSHELL_FOLDERS = frozenset(_WS["names"]["proxyshell_programdata_folders"])
 
 
 @dataclass(frozen=True, slots=True)
-class RuleHit:
-    """One rule that matched a file, as the file stage wrote it (`name|kind|score|family`)."""
+class PageWeights:
+    """A typed view of `[page.weights]` in intel/data/webshell.toml."""
 
-    name: str
-    kind: str
-    score: int
-    family: str
+    capability: dict[str, int]
+    tainted: int
+    tainted_sql: int
+    tainted_file_write: int
+    obfuscation: int
+    obfuscation_cap: int
+    directive_handler_without_type: int
+    jscript_page: int
+    guard: int
+
+    @classmethod
+    def load(cls) -> PageWeights:
+        raw = {k: int(v) for k, v in _WS["page"]["weights"].items()}
+        capabilities = {name: raw.pop(name) for name in _WS["page"]["capabilities"]}
+        return cls(capability=capabilities, **raw)
 
 
-def rule_hits(text: str) -> list[RuleHit]:
-    hits: list[RuleHit] = []
-    for line in text.splitlines():
-        parts = line.split("|", 3)
-        if len(parts) != 4 or not _NUMBER.fullmatch(parts[2]):
-            continue
-        hits.append(RuleHit(parts[0], parts[1], min(int(parts[2]), 100), parts[3]))
-    return hits
+WEIGHTS = PageWeights.load()
+# What each capability means to a responder (reasons are read by people).
+CAPABILITY_WORDS = {
+    "process": "starts processes", "powershell": "runs PowerShell in-process",
+    "eval": "evaluates code (eval)", "compile": "compiles code at run time",
+    "reflection": "loads or invokes assemblies by reflection", "file_write": "writes files",
+    "file_browse": "lists, reads or sends files", "sql": "talks to databases",
+    "socket": "opens raw sockets", "crypto_channel": "decrypts what it is sent",
+}
+INPUT_WORDS = {"request": "the request", "upload": "uploaded files",
+               "web_method": "web-method arguments", "form_control": "form fields"}
+# Capabilities that run the sender's code or commands: no guard makes them harmless.
+_RUNS_CODE = frozenset({"process", "powershell", "eval", "compile", "reflection"})
 
 
-def name_hits(text: str) -> list[tuple[int, str]]:
-    out: list[tuple[int, str]] = []
-    for line in text.splitlines():
-        score, _, label = line.partition("|")
-        if _NUMBER.fullmatch(score):
-            out.append((int(score), label))
-    return out
+def page_score(page: PageTraits | None) -> tuple[int, list[str]]:
+    """One score for what a server page can do, with its reasons (capped: never critical)."""
+    if page is None:
+        return 0, []
+    score = 0
+    reasons: list[str] = []
+    if page.server_code:
+        for name in page.capabilities:
+            weight = WEIGHTS.capability.get(name, 0)
+            fed = name in page.tainted
+            if fed:
+                weight += WEIGHTS.tainted
+            score += weight
+            reasons.append(f"{CAPABILITY_WORDS.get(name, name)}"
+                           f"{' fed by ' + _inputs(page) if fed else ''} (+{weight})")
+        if "sql_raw" in page.tainted:
+            score += WEIGHTS.tainted_sql
+            reasons.append(f"runs SQL text taken from {_inputs(page)} (+{WEIGHTS.tainted_sql})")
+        if "file_path" in page.tainted:
+            score += WEIGHTS.tainted_file_write
+            reasons.append(f"writes where {_inputs(page)} says (+{WEIGHTS.tainted_file_write})")
+        if page.guarded and not _RUNS_CODE & set(page.tainted):
+            score += WEIGHTS.guard
+            reasons.append(f"checks its caller or input ({WEIGHTS.guard})")
+        if page.language == "jscript":
+            score += WEIGHTS.jscript_page
+            reasons.append(f"server code in JScript (+{WEIGHTS.jscript_page})")
+    if page.obfuscation and (page.server_code or page.directive):
+        weight = min(WEIGHTS.obfuscation * len(page.obfuscation), WEIGHTS.obfuscation_cap)
+        score += weight
+        reasons.append(f"hidden: {', '.join(page.obfuscation)} (+{weight})")
+    if page.directive == "-" and page.handler_class:
+        score += WEIGHTS.directive_handler_without_type
+        reasons.append(f"directive names class {page.handler_class} but no WebHandler or "
+                       f"WebService (+{WEIGHTS.directive_handler_without_type})")
+    return max(0, min(score, int(_SCORE["heuristic_cap"]))), reasons
+
+
+def _inputs(page: PageTraits) -> str:
+    return " or ".join(INPUT_WORDS.get(name, name) for name in page.inputs) or "input"
 
 
 @dataclass(slots=True)
@@ -110,7 +157,8 @@ def judge_file(record: LogRecord) -> FileJudgement:
         verdict.family = verdict.family or hash_ioc
     elif record.get("baseline") == "known-good":
         return verdict  # a file Microsoft shipped for some build: nothing to add up
-    hits = rule_hits(record.get("rules"))
+    facts = record.facts or FileFacts()
+    hits = facts.rules
     families = sorted((h for h in hits if h.kind != "heuristic"), key=lambda h: -h.score)
     for hit in families:
         verdict.strong.append(f"rule {hit.name} ({hit.family}, {hit.score})")
@@ -124,6 +172,11 @@ def judge_file(record: LogRecord) -> FileJudgement:
             f"{h.name.removeprefix('exhunt_h_').replace('_', ' ')} ({h.score})" for h in traits))
         strong_score = max(strong_score, total) if strong_score else total
         verdict.family = verdict.family or "unknown web shell (heuristic)"
+    page, why = page_score(facts.page)
+    if page >= int(_SCORE["medium"]):
+        verdict.strong.append(f"what the page can do, score {page}: " + "; ".join(why))
+        strong_score = max(strong_score, page) if strong_score else page
+        verdict.family = verdict.family or "unknown web shell (what the page can do)"
     if in_aspnet_client(path) and record.get("zone") == "web":
         if is_script(path):
             strong_score += int(_SCORE["aspnet_client_script"])
@@ -137,6 +190,11 @@ def judge_file(record: LogRecord) -> FileJudgement:
         verdict.strong.append(f"script page in ProgramData\\{staging}, a folder ProxyShell "
                               "intruders served shells from")
     weak_score, weak_kinds = _weak(record, path, verdict)
+    if 0 < page < int(_SCORE["medium"]) and (strong_score or weak_kinds):
+        # A page that can do a little is ordinary on its own; it adds to other signs.
+        verdict.weak.append(f"what the page can do, score {page}: " + "; ".join(why))
+        weak_score += page
+        weak_kinds += 1
     if strong_score:
         verdict.score = min(strong_score + weak_score, 200)
     elif weak_kinds >= 2:
@@ -158,20 +216,22 @@ def proxyshell_folder(path: str) -> str | None:
 
 def _has_signal(record: LogRecord, path: str) -> bool:
     fields = record.fields
-    return bool(fields.get("rules") or fields.get("hash_ioc") or fields.get("name_iocs")
-                or fields.get("baseline") == "unknown" or fields.get("sha256") in _BUILTIN_HASHES
+    facts = record.facts or FileFacts()
+    return bool(facts.rules or facts.names or page_score(facts.page)[0]
+                or fields.get("hash_ioc") or fields.get("baseline") == "unknown"
+                or fields.get("sha256") in _BUILTIN_HASHES
                 or in_aspnet_client(path) or proxyshell_folder(path) is not None)
 
 
 def _weak(record: LogRecord, path: str, verdict: FileJudgement) -> tuple[int, int]:
     score = 0
     kinds = 0
-    names = name_hits(record.get("name_iocs"))
+    names = (record.facts or FileFacts()).names
     if names:
-        best = max(names)
-        score += max(0, min(best[0], 100))
+        best = max(names, key=lambda hit: (hit.score, hit.label))
+        score += max(0, min(best.score, 100))
         kinds += 1
-        verdict.weak.append(best[1])
+        verdict.weak.append(best.label)
     if record.get("baseline") == "unknown" and is_script(path):
         score += int(_SCORE["no_baseline_match"])
         kinds += 1
@@ -211,7 +271,8 @@ class WebShellFile(Check):
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         path = record.get("path") or record.artifact
-        if record.get("zone") != "web" and not is_script(path) and not record.get("rules"):
+        if record.get("zone") != "web" and not is_script(path) and not (
+                record.facts and record.facts.rules):
             return  # ProgramData & co.: only pages and rule hits (ProxyShell shells) count here
         judgement = judge_file(record)
         severity = judgement.severity

@@ -38,10 +38,12 @@ class PageWeights:
     tainted: int
     tainted_sql: int
     tainted_file_write: int
+    tainted_file_read: int
     obfuscation: int
     obfuscation_cap: int
     directive_handler_without_type: int
     jscript_page: int
+    embedded_program: int
     guard: int
 
     @classmethod
@@ -62,8 +64,9 @@ CAPABILITY_WORDS = {
 }
 INPUT_WORDS = {"request": "the request", "upload": "uploaded files",
                "web_method": "web-method arguments", "form_control": "form fields"}
-# Capabilities that run the sender's code or commands: no guard makes them harmless.
-_RUNS_CODE = frozenset({"process", "powershell", "eval", "compile", "reflection"})
+# Capabilities the sender steers: no guard makes them harmless.
+_STEERED = frozenset({"process", "powershell", "eval", "compile", "reflection", "sql_raw",
+                      "file_path", "file_read_path"})
 
 
 def page_score(page: PageTraits | None) -> tuple[int, list[str]]:
@@ -87,9 +90,17 @@ def page_score(page: PageTraits | None) -> tuple[int, list[str]]:
         if "file_path" in page.tainted:
             score += WEIGHTS.tainted_file_write
             reasons.append(f"writes where {_inputs(page)} says (+{WEIGHTS.tainted_file_write})")
-        if page.guarded and not _RUNS_CODE & set(page.tainted):
+        if "file_read_path" in page.tainted:
+            score += WEIGHTS.tainted_file_read
+            reasons.append(f"lists, reads or sends what {_inputs(page)} names "
+                           f"(+{WEIGHTS.tainted_file_read})")
+        if page.guarded and not _STEERED & set(page.tainted):
             score += WEIGHTS.guard
             reasons.append(f"checks its caller or input ({WEIGHTS.guard})")
+        if "reflection" in page.capabilities and any(
+                kind.startswith("embedded program") for kind in page.obfuscation):
+            score += WEIGHTS.embedded_program
+            reasons.append(f"loads a program it carries (+{WEIGHTS.embedded_program})")
         if page.language == "jscript":
             score += WEIGHTS.jscript_page
             reasons.append(f"server code in JScript (+{WEIGHTS.jscript_page})")

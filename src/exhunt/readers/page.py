@@ -42,6 +42,9 @@ _WEB_METHOD = re.compile(r"\[\s*WebMethod[^\]]*\]\s*(?:public\s+)?(?:static\s+)?
                          r"\s*\(([^)]{0,400})\)", re.IGNORECASE)
 _HANDLER_CODE = re.compile(r"IHttpHandler|ProcessRequest\s*\(|:\s*System\s*\.\s*Web\s*\.\s*Services"
                            r"|\bclass\s+\w+", re.IGNORECASE)
+_MAP_PATH = re.compile(r"MapPath\s*\(", re.IGNORECASE)
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_EMBEDDED_PROGRAM = re.compile(r"[\"']TVq[A-Za-z0-9+/]{60,}")
 # How far after a capability's call its input may appear (the next statements set it up).
 _REACH = 400
 
@@ -53,6 +56,8 @@ class _Patterns:
     inputs: dict[str, re.Pattern[str]]
     control: re.Pattern[str]
     guards: re.Pattern[str]
+    sanitizers: re.Pattern[str]
+    path_checks: re.Pattern[str]
     max_bytes: int
 
 
@@ -70,6 +75,8 @@ def _patterns() -> _Patterns:
         inputs={name: union(inputs[name]) for name in ("request", "upload", "web_method")},
         control=re.compile(inputs["control_markup"], re.IGNORECASE),
         guards=union(page["guards"]["patterns"]),
+        sanitizers=union(page["guards"]["sanitizers"]),
+        path_checks=union(page["guards"]["path_checks"]),
         max_bytes=int(page["max_bytes"]),
     )
 
@@ -92,14 +99,17 @@ def read_page(data: bytes) -> PageTraits:
         return PageTraits(directive=directive, language=attributes.get("language", ""),
                           handler_class=attributes.get("class", ""),
                           obfuscation=tuple(obfuscation))
+    # Names inside SQL text or messages are not the variables they look like ("@customerId"):
+    # inputs are looked for with literals blanked (same length, so positions agree).
+    blank = blank_strings(code)
     capabilities = [name for name, pattern in known.capabilities.items() if pattern.search(code)]
     inputs = [name for name, pattern in known.inputs.items() if pattern.search(code)]
     controls = {m.group(3) for m in known.control.finditer(text)}
     control_use = _control_use(controls)
     if control_use is not None and control_use.search(code):
         inputs.append("form_control")
-    sources = _input_sources(code, known, control_use)
-    tainted = _tainted(code, capabilities, sources, known)
+    sources = _input_sources(blank, known, control_use)
+    tainted = _tainted(code, blank, capabilities, sources, known)
     obfuscation += _code_obfuscation(code, raw)
     return PageTraits(
         directive=directive, language=attributes.get("language", "").lower(),
@@ -137,12 +147,17 @@ def _safe_char(code: int) -> str:
     return "\\" + char if char in "\"'\\" else char
 
 
+def blank_strings(code: str) -> str:
+    """Double-quoted literals' contents replaced by spaces (lengths kept)."""
+    return _STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', code)
+
+
 def _directive(text: str) -> tuple[str, dict[str, str]]:
     match = _DIRECTIVE.search(text)
     if match is None:
         return "", {}
     body = match.group(1).strip()
-    first = re.match(r"([A-Za-z]+)\s*(?!=)", body)
+    first = re.match(r"([A-Za-z]+)\b", body)
     kind = "-"
     if first is not None and not body[first.end():].lstrip().startswith("="):
         kind = first.group(1).lower()
@@ -188,6 +203,8 @@ def _input_sources(code: str, known: _Patterns,
                                                  + r")\b"] if names else [])), re.IGNORECASE)
         for assigned in _ASSIGNED.finditer(code):
             value = assigned.group(2)
+            if known.sanitizers.search(value):
+                continue  # Path.GetFileName(...), int.Parse(...): no longer the sender's text
             if assigned.group(1) not in names and (current.search(value) or _ALIAS.match(value)):
                 names.add(assigned.group(1))
             if len(names) > 500:
@@ -197,28 +214,42 @@ def _input_sources(code: str, known: _Patterns,
     return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
 
 
-def _tainted(code: str, capabilities: list[str], sources: re.Pattern[str],
+def _tainted(code: str, blank: str, capabilities: list[str], sources: re.Pattern[str],
              known: _Patterns) -> list[str]:
     tainted: list[str] = []
     for name in capabilities:
         pattern = known.capabilities[name]
-        if any(sources.search(code, m.start(), m.start() + _REACH) for m in pattern.finditer(code)):
+        if any(sources.search(blank, m.start(), m.start() + _REACH)
+               for m in pattern.finditer(code)):
             tainted.append(name)
-    for name, label in (("sql", "sql_raw"), ("file_write", "file_path")):
-        if name not in capabilities:
+    # Paths under the site's own folder, checked for what a file name may hold: confined.
+    confined = bool(_MAP_PATH.search(code) and known.path_checks.search(code))
+    for name, label in (("sql", "sql_raw"), ("file_write", "file_path"),
+                        ("file_browse", "file_read_path")):
+        if name not in capabilities or (confined and name != "sql"):
             continue
         for match in known.sinks[name].finditer(code):
-            statement = _statement(code, match.end())
-            if sources.search(statement) and not _only_upload_name(statement, sources):
+            statement = _statement(blank, match.end())
+            if (sources.search(statement) and not _only_upload_name(statement, sources)
+                    and not known.sanitizers.search(statement)):
                 tainted.append(label)
                 break
     return tainted
 
 
 def _statement(code: str, start: int) -> str:
-    """From a call's opening to the end of its statement (bounded)."""
-    end = code.find(";", start, start + _REACH)
-    return code[start: end if end >= 0 else start + _REACH]
+    """A call's arguments (to the matching parenthesis) or an assignment's value (to the end of
+    the statement or line), bounded."""
+    if code[start - 1: start] == "(":
+        depth = 1
+        for at in range(start, min(len(code), start + _REACH)):
+            depth += {"(": 1, ")": -1}.get(code[at], 0)
+            if depth == 0:
+                return code[start:at]
+        return code[start: start + _REACH]
+    stops = (code.find(";", start, start + _REACH), code.find("\n", start, start + _REACH))
+    ends = [at for at in stops if at >= 0]
+    return code[start: min(ends) if ends else start + _REACH]
 
 
 def _only_upload_name(statement: str, sources: re.Pattern[str]) -> bool:
@@ -231,6 +262,8 @@ def _code_obfuscation(code: str, raw: str) -> list[str]:
     kinds: list[str] = []
     if _BASE64_LITERAL.search(code):
         kinds.append("base64 payload")
+    if _EMBEDDED_PROGRAM.search(code):
+        kinds.append("embedded program (base64 of an MZ header)")
     if _DECODED_INPUT.search(code):
         kinds.append("base64-decoded input")
     if len(_CHAR_CODES.findall(code)) >= 5:

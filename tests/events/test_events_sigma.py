@@ -200,3 +200,25 @@ def test_hostile_events_never_break_the_rules(fields: dict[str, str], channel: s
     for finding in check.finalize():
         assert finding.check.startswith("postexploit.")
     assert event_row(record)["exhunt_category"] is not None
+
+
+def test_prefilter_literals_come_from_what_a_match_must_hold(tmp_path: Path) -> None:
+    from sigma.collection import SigmaCollection
+
+    from exhunt.checks.sigma import required_literals
+
+    def literals(detection: str) -> set[str] | None:
+        rule = SigmaCollection.from_yaml("title: t\nlogsource: {product: windows, category: "
+                                         "process_creation}\ndetection:\n" + detection).rules[0]
+        return required_literals(rule)
+
+    assert literals("  a: {Image|endswith: '\\\\whoami.exe'}\n  b: {User: x}\n"
+                    "  condition: a and not b\n") == {"\\whoami.exe"}
+    assert literals("  a: {CommandLine|contains: ['mimikatz', 'sekurlsa']}\n"
+                    "  b: {Image|endswith: '\\\\procdump.exe'}\n  condition: a or b\n") == {
+        "mimikatz", "sekurlsa", "\\procdump.exe"}
+    # Nothing an event must hold: the rule sees every event of its channels.
+    assert literals("  a: {CommandLine|re: 'x+y'}\n  condition: a\n") is None
+    assert literals("  sel_a: {Image: abc.exe}\n  sel_b: {Image: def.exe}\n"
+                    "  condition: 1 of sel_*\n") is None
+    assert literals("  a: {Image: abc.exe}\n  condition: not a\n") is None

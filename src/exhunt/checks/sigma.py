@@ -22,11 +22,13 @@ from pathlib import Path
 
 from sigma.backends.sqlite.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
+from sigma.conditions import ConditionOR
 from sigma.exceptions import SigmaError
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import AddConditionTransformation
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import SigmaNumber, SigmaString
 
 from exhunt.checks.base import Check, HuntContext
 from exhunt.intel import indicators
@@ -64,12 +66,24 @@ class SigmaCheck:
     query: str
     fields: tuple[str, ...]
     source: str
+    # Text every event it matches holds (one of them), for the prefilter; () when there is
+    # none to name (a regular expression, a negation): then all events of its channels.
+    literals: tuple[str, ...]
+    channels: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class SigmaRules:
     rules: tuple[SigmaCheck, ...]
     problems: tuple[InputProblem, ...]
+
+    @property
+    def literals(self) -> tuple[str, ...]:
+        """What an event must hold to matter to some rule (the prefilter runs these)."""
+        found: set[str] = set()
+        for rule in self.rules:
+            found.update(rule.literals or rule.channels)
+        return tuple(sorted(found))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -193,7 +207,128 @@ def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> SigmaCheck:
     return SigmaCheck(
         name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
         severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")],
-        query="SELECT rowid FROM logs" + query[len(prefix):], fields=fields, source=source)
+        query="SELECT rowid FROM logs" + query[len(prefix):], fields=fields, source=source,
+        literals=tuple(sorted(required_literals(rule) or ())), channels=_channels(rule))
+
+
+def _channels(rule: SigmaRule) -> tuple[str, ...]:
+    source = rule.logsource
+    if source.category:
+        return tuple(sorted({c for c, _ in _SOURCES["categories"][source.category.lower()]}))
+    return (_SOURCES["services"][(source.service or "").lower()],)
+
+
+def required_literals(rule: SigmaRule) -> set[str] | None:
+    """Literals one of which every event the rule matches must hold, or None when the
+    condition does not say (aggregations, `1 of`, negation only, regular expressions)."""
+    if len(rule.detection.condition) != 1:
+        return None
+    return _condition_literals(rule.detection.condition[0].strip(), rule.detection.detections)
+
+
+def _condition_literals(condition: str, detections: dict[str, SigmaDetection]
+                        ) -> set[str] | None:
+    condition = _unwrap(condition)
+    alternatives = _split_top(condition, " or ")
+    if len(alternatives) > 1:
+        found: set[str] = set()
+        for part in alternatives:
+            literals = _condition_literals(part, detections)
+            if literals is None:
+                return None
+            found |= literals
+        return found
+    for term in _split_top(condition, " and "):
+        term = term.strip()
+        if term.startswith("(") and term.endswith(")"):
+            literals = _condition_literals(term, detections)
+        elif term in detections:
+            literals = _detection_literals(detections[term])
+        else:
+            continue  # `not x`, `1 of x*`: says nothing an event must hold
+        if literals:
+            return literals
+    return None
+
+
+def _detection_literals(detection: SigmaDetection) -> set[str] | None:
+    """An item every match of the detection satisfies (the items of a map are ANDed), as
+    literals; a list of maps (ORed) needs literals from each."""
+    items = detection.detection_items
+    if detection.item_linking is ConditionOR:
+        found: set[str] = set()
+        for item in items:
+            literals = (_detection_literals(item) if isinstance(item, SigmaDetection)
+                        else _item_literals(item))
+            if not literals:
+                return None
+            found |= literals
+        return found
+    for item in items:
+        literals = (_detection_literals(item) if isinstance(item, SigmaDetection)
+                    else _item_literals(item))
+        if literals:
+            return literals
+    return None
+
+
+def _item_literals(item: SigmaDetectionItem) -> set[str] | None:
+    if item.field in ("Channel", CATEGORY_COLUMN) or not item.value or (item.modifiers and any(
+            m.__name__ not in _PLAIN_MODIFIERS for m in item.modifiers)):
+        return None
+    found: set[str] = set()
+    for value in item.value:
+        if isinstance(value, SigmaNumber):
+            found.add(str(value.number))
+        elif isinstance(value, SigmaString):
+            parts = [p for p in value.s if isinstance(p, str)]
+            best = max(parts, key=len, default="")
+            if len(best) < 3:
+                return None
+            found.add(best)
+        else:
+            return None
+    return found
+
+
+# Modifiers after which a value's text still appears as it is in the event.
+_PLAIN_MODIFIERS = frozenset({"SigmaContainsModifier", "SigmaStartswithModifier",
+                              "SigmaEndswithModifier", "SigmaAllModifier"})
+
+
+def _unwrap(text: str) -> str:
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and _closes_at_end(text):
+        text = text[1:-1].strip()
+    return text
+
+
+def _closes_at_end(text: str) -> bool:
+    depth = 0
+    for at, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and at < len(text) - 1:
+            return False
+    return True
+
+
+def _split_top(text: str, word: str) -> list[str]:
+    """`text` split on `word` (' and ' / ' or ') outside parentheses."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    low = text.lower()
+    at = 0
+    while at < len(text):
+        depth += {"(": 1, ")": -1}.get(text[at], 0)
+        if depth == 0 and low.startswith(word, at):
+            parts.append(text[start:at])
+            at += len(word)
+            start = at
+            continue
+        at += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
 
 
 def _fields(detection: SigmaDetection) -> Iterator[str]:
@@ -222,10 +357,22 @@ def event_row(record: LogRecord) -> dict[str, str]:
             row[key] = value
     if unnamed:
         row.setdefault("Data", "\n".join(unnamed))
-    pair = [record.get("Channel").lower(), record.get("EventID")]
-    categories = [c for c, pairs in _SOURCES["categories"].items() if pair in pairs]
-    row[CATEGORY_COLUMN] = "\n".join(categories)
+    pair = (record.get("Channel").lower(), record.get("EventID"))
+    row[CATEGORY_COLUMN] = _CATEGORY_OF.get(pair, "")
     return row
+
+
+def _categories_of() -> dict[tuple[str, str], str]:
+    found: dict[tuple[str, str], list[str]] = {}
+    for category, pairs in _SOURCES["categories"].items():
+        for channel, event in pairs:
+            found.setdefault((channel, event), []).append(category)
+    return {pair: "\n".join(names) for pair, names in found.items()}
+
+
+_CATEGORY_OF = _categories_of()
+# Channels some log source reads: events of other channels never reach the table.
+_CHANNELS = frozenset(_SOURCES["services"].values()) | {c for c, _ in _CATEGORY_OF}
 
 
 class SigmaEvents(Check):
@@ -237,11 +384,12 @@ class SigmaEvents(Check):
     stage = Stage.POST_EXPLOITATION
     cves = ()
     kinds = frozenset({RecordKind.EVENT})
-    literals = None
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
         self.rules = load_sigma(tuple(context.sigma_dirs))
+        # The prefilter of this hunt's rules (they depend on --sigma, so per instance).
+        vars(self)["literals"] = self.rules.literals
         self._columns = self.rules.columns
         self._db = sqlite3.connect(":memory:")
         self._db.create_function("regexp", 2, _regexp, deterministic=True)
@@ -251,18 +399,25 @@ class SigmaEvents(Check):
         self._insert = (f"INSERT INTO logs (rowid, {names}) VALUES "
                         f"(?, {', '.join('?' for _ in self._columns)})")
         self._records: list[LogRecord] = []
+        self._rows: list[list[object]] = []
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
-        if not self.rules.rules or len(self._records) >= MAX_EVENTS:
+        if (not self.rules.rules or len(self._records) >= MAX_EVENTS
+                or record.get("Channel").lower() not in _CHANNELS):
             return ()
         row = event_row(record)
-        if not row[CATEGORY_COLUMN] and row.get("Channel", "").lower() not in _CHANNELS:
-            return ()
         self._records.append(record)
-        self._db.execute(self._insert, [len(self._records)] + [row.get(c) for c in self._columns])
+        self._rows.append([len(self._records)] + [row.get(c) for c in self._columns])
+        if len(self._rows) >= 10_000:
+            self._flush()
         return ()
 
+    def _flush(self) -> None:
+        self._db.executemany(self._insert, self._rows)
+        self._rows.clear()
+
     def finalize(self) -> Iterable[Finding]:
+        self._flush()
         for rule in self.rules.rules:
             rows = self._db.execute(rule.query + f" LIMIT {MAX_MATCHES}").fetchall()
             for (rowid,) in rows:
@@ -281,7 +436,6 @@ class SigmaEvents(Check):
         return replace(found, check=rule.name, context=rule.context)
 
 
-_CHANNELS = frozenset(_SOURCES["services"].values())
 
 
 def _regexp(pattern: str | None, value: str | None) -> bool:

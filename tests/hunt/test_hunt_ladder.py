@@ -102,6 +102,12 @@ def test_context_rises_to_high_when_the_hunt_proves_compromise() -> None:
     assert raised.severity is Severity.HIGH and "raised to high" in raised.evidence
     assert owned.findings[2].severity is Severity.INFO  # not context: stays as it was
     assert owned.verdict is Verdict.REENTERED
+    # Raised context a week later: high, reported, but no re-entry claimed on time alone.
+    later = finding("postexploit.new-admin", Stage.POST_EXPLOITATION, Severity.INFO,
+                    T0 + timedelta(days=7), context=True)
+    week = judged(EXPLOIT, later)
+    assert week.verdict is Verdict.EXPLOITED
+    assert [f.severity for f in week.host_activity] == [Severity.HIGH]
     # A high finding of the host's own (a dump seen by Sysmon) also proves it, but without
     # Exchange evidence both stay host activity.
     dump = finding("postexploit.lsass-dump", Stage.POST_EXPLOITATION, Severity.HIGH, T0)

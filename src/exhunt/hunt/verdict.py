@@ -53,7 +53,7 @@ def decide(report: HuntReport) -> None:
     for index, finding in enumerate(report.findings):
         if not counts(finding) or finding.stage is not Stage.POST_EXPLOITATION:
             continue
-        why = tie.why(finding) if tie is not None else ""
+        why = tie.why(finding, raised=finding.context) if tie is not None else ""
         if why:
             verdict = Verdict.REENTERED
             report.findings[index] = replace(
@@ -101,6 +101,7 @@ class Tie:
     start: datetime | None
     end: datetime | None
     shells: frozenset[str]
+    context_end: datetime | None = None
 
     @classmethod
     def of(cls, exchange: list[Finding]) -> Tie:
@@ -111,11 +112,15 @@ class Tie:
                    and f.line is None and f.artifact}
         before = timedelta(hours=float(_LADDER["window_before_hours"]))
         after = timedelta(days=float(_LADDER["window_after_days"]))
+        context_after = timedelta(hours=float(_LADDER["context_window_after_hours"]))
         return cls(min(times) - before if times else None,
                    max(times) + after if times else None,
-                   frozenset(s for s in shells if s))
+                   frozenset(s for s in shells if s),
+                   max(times) + context_after if times else None)
 
-    def why(self, finding: Finding) -> str:
+    def why(self, finding: Finding, *, raised: bool = False) -> str:
+        """Which tie holds ('' for none). A raised context finding (what administrators also
+        do) needs the shell, the worker, or the narrower window right after the break-in."""
         text = finding.evidence.lower()
         shell = next((s for s in sorted(self.shells) if s in text or (
             finding.webshell_path and _basename(finding.webshell_path) == s)), "")
@@ -123,10 +128,10 @@ class Tie:
             return f"the same shell ({shell})"
         if finding.check == WEB_SPAWN_CHECK or any(w in text for w in _WORKERS):
             return "an Exchange worker process"
-        if (finding.timestamp and self.start is not None and self.end is not None
-                and self.start <= _utc(finding.timestamp) <= self.end):
-            return (f"within the window of the Exchange evidence ({iso(self.start)} to "
-                    f"{iso(self.end)})")
+        end = self.context_end if raised else self.end
+        if (finding.timestamp and self.start is not None and end is not None
+                and self.start <= _utc(finding.timestamp) <= end):
+            return f"within the window of the Exchange evidence ({iso(self.start)} to {iso(end)})"
         return ""
 
 

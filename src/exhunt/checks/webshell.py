@@ -31,6 +31,40 @@ _PROXYSHELL_FOLDERS = frozenset(_WS["names"]["proxyshell_programdata_folders"])
 
 
 @dataclass(frozen=True, slots=True)
+class Scores:
+    """A typed view of `[score]` in intel/data/webshell.toml: severity steps and weights."""
+
+    critical: int
+    high: int
+    medium: int
+    low: int
+    report: int
+    known_bad_hash: int
+    hash_ioc_default: int
+    aspnet_client_script: int
+    aspnet_client_other: int
+    no_baseline_match: int
+    heuristic_cap: int
+    rule_default: int
+    name_alone_cap: int
+
+    @classmethod
+    def load(cls) -> Scores:
+        return cls(**{k: int(v) for k, v in _SCORE.items()})
+
+    def severity(self, score: int) -> Severity | None:
+        """The severity a score reaches, or None below the reporting floor."""
+        for step, level in ((self.critical, Severity.CRITICAL), (self.high, Severity.HIGH),
+                            (self.medium, Severity.MEDIUM), (self.low, Severity.LOW)):
+            if score >= step:
+                return level
+        return Severity.INFO if score >= self.report else None
+
+
+SCORES = Scores.load()
+
+
+@dataclass(frozen=True, slots=True)
 class PageWeights:
     """A typed view of `[page.weights]` in intel/data/webshell.toml."""
 
@@ -112,7 +146,7 @@ def page_score(page: PageTraits | None) -> tuple[int, list[str]]:
         score += WEIGHTS.directive_handler_without_type
         reasons.append(f"directive names class {page.handler_class} but no WebHandler or "
                        f"WebService (+{WEIGHTS.directive_handler_without_type})")
-    return max(0, min(score, int(_SCORE["heuristic_cap"]))), reasons
+    return max(0, min(score, SCORES.heuristic_cap)), reasons
 
 
 def _inputs(page: PageTraits) -> str:
@@ -130,11 +164,7 @@ class FileJudgement:
 
     @property
     def severity(self) -> Severity | None:
-        for name, level in (("critical", Severity.CRITICAL), ("high", Severity.HIGH),
-                            ("medium", Severity.MEDIUM), ("low", Severity.LOW)):
-            if self.score >= int(_SCORE[name]):
-                return level
-        return Severity.INFO if self.score >= int(_SCORE["report"]) else None
+        return SCORES.severity(self.score)
 
     @property
     def reasons(self) -> list[str]:
@@ -161,8 +191,7 @@ def judge_file(record: LogRecord) -> FileJudgement:
     if sha and sha in _BUILTIN_HASHES and not hash_ioc:
         hash_ioc = _BUILTIN_HASHES[sha]
     if hash_ioc:
-        weight = int(_SCORE["known_bad_hash"]) if sha in _BUILTIN_HASHES else int(
-            _SCORE["hash_ioc_default"])
+        weight = SCORES.known_bad_hash if sha in _BUILTIN_HASHES else SCORES.hash_ioc_default
         strong_score = max(strong_score, weight)
         verdict.strong.append(f"known-bad hash: {hash_ioc}")
         verdict.family = verdict.family or hash_ioc
@@ -178,30 +207,30 @@ def judge_file(record: LogRecord) -> FileJudgement:
         verdict.family = verdict.family or families[0].family
     traits = [h for h in hits if h.kind == "heuristic"]
     if traits:
-        total = min(sum(h.score for h in traits), int(_SCORE["heuristic_cap"]))
+        total = min(sum(h.score for h in traits), SCORES.heuristic_cap)
         verdict.strong.append("unknown-shell traits: " + ", ".join(
             f"{h.name.removeprefix('exhunt_h_').replace('_', ' ')} ({h.score})" for h in traits))
         strong_score = max(strong_score, total) if strong_score else total
         verdict.family = verdict.family or "unknown web shell (heuristic)"
     page, why = page_score(facts.page)
-    if page >= int(_SCORE["medium"]):
+    if page >= SCORES.medium:
         verdict.strong.append(f"what the page can do, score {page}: " + "; ".join(why))
         strong_score = max(strong_score, page) if strong_score else page
         verdict.family = verdict.family or "unknown web shell (what the page can do)"
     if in_aspnet_client(path) and record.get("zone") == "web":
         if is_script(path):
-            strong_score += int(_SCORE["aspnet_client_script"])
+            strong_score += SCORES.aspnet_client_script
             verdict.strong.append("script page in aspnet_client, where Exchange keeps none "
                                   "(CERT-LV: every file there is suspect)")
         else:
             verdict.weak.append("file in aspnet_client (CERT-LV: every file there is suspect)")
     staging = proxyshell_folder(path)
     if staging and is_script(path):
-        strong_score += int(_SCORE["aspnet_client_script"])
+        strong_score += SCORES.aspnet_client_script
         verdict.strong.append(f"script page in ProgramData\\{staging}, a folder ProxyShell "
                               "intruders served shells from")
     weak_score, weak_kinds = _weak(record, path, verdict)
-    if 0 < page < int(_SCORE["medium"]) and (strong_score or weak_kinds):
+    if 0 < page < SCORES.medium and (strong_score or weak_kinds):
         # A page that can do a little is ordinary on its own; it adds to other signs.
         verdict.weak.append(f"what the page can do, score {page}: " + "; ".join(why))
         weak_score += page
@@ -209,9 +238,9 @@ def judge_file(record: LogRecord) -> FileJudgement:
     if strong_score:
         verdict.score = min(strong_score + weak_score, 200)
     elif weak_kinds >= 2:
-        verdict.score = min(weak_score, int(_SCORE["low"]) + 15)
+        verdict.score = min(weak_score, SCORES.low + 15)
     else:
-        verdict.score = min(weak_score, int(_SCORE["name_alone_cap"]) + 10)
+        verdict.score = min(weak_score, SCORES.name_alone_cap + 10)
     return verdict
 
 
@@ -244,14 +273,14 @@ def _weak(record: LogRecord, path: str, verdict: FileJudgement) -> tuple[int, in
         kinds += 1
         verdict.weak.append(best.label)
     if record.get("baseline") == "unknown" and is_script(path):
-        score += int(_SCORE["no_baseline_match"])
+        score += SCORES.no_baseline_match
         kinds += 1
         verdict.weak.append("in no known-good baseline (not a file Microsoft shipped)")
     elif record.get("baseline") == "unknown":
         score += 10
         verdict.weak.append("in no known-good baseline")
     if in_aspnet_client(path) and not is_script(path) and record.get("zone") == "web":
-        score += int(_SCORE["aspnet_client_other"])
+        score += SCORES.aspnet_client_other
     return score, kinds
 
 

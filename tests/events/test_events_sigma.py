@@ -222,3 +222,29 @@ def test_prefilter_literals_come_from_what_a_match_must_hold(tmp_path: Path) -> 
     assert literals("  sel_a: {Image: abc.exe}\n  sel_b: {Image: def.exe}\n"
                     "  condition: 1 of sel_*\n") is None
     assert literals("  a: {Image: abc.exe}\n  condition: not a\n") is None
+
+
+def test_keyword_rules_search_the_whole_event(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "export.yml").write_text("""title: Mailbox exported to a page
+logsource: {product: windows, service: msexchange-management}
+detection:
+  keywords:
+    '|all': ['New-MailboxExportRequest', '.aspx']
+  condition: keywords
+level: critical
+""")
+    folder = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    folder.mkdir(parents=True)
+    write_evtx(folder / "MSExchange Management.evtx", [
+        EventSpec("MSExchange Management", "MSExchange CmdletLogs", 1, 4, T, "ex01", [
+            "New-MailboxExportRequest", '-Mailbox "ceo" -FilePath "\\\\127.0.0.1\\c$\\inetpub\\'
+            'wwwroot\\aspnet_client\\x.aspx"', "CORP/Users/admin", "S-1-5-21"]),
+        EventSpec("MSExchange Management", "MSExchange CmdletLogs", 1, 4, T, "ex01", [
+            "New-MailboxExportRequest", '-Mailbox "ceo" -FilePath "\\\\fs\\pst\\ceo.pst"',
+            "CORP/Users/admin", "S-1-5-21"])])
+    report = hunt(str(tmp_path / "copy"), files=FileStageSettings(sigma_dirs=(str(rules),)))
+    found = [f for f in report.findings if f.check == "sigma.export"]
+    assert len(found) == 1 and "x.aspx" in found[0].evidence
+    assert found[0].severity is Severity.CRITICAL

@@ -37,6 +37,8 @@ from exhunt.model import Finding, InputProblem, LogRecord, RecordKind, Severity,
 _SOURCES = indicators("sigma_logsources")
 _SEVERITY = {s.label: s for s in Severity}
 CATEGORY_COLUMN = "exhunt_category"
+# Keyword (fieldless) rules search every value of the event, joined (SigmaHQ's MSExchange rules).
+FULLTEXT_COLUMN = "exhunt_text"
 BASE_COLUMNS = ("Channel", "EventID", "Provider", "Computer", CATEGORY_COLUMN)
 CONTEXT_TAG = "exhunt.context"
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -161,7 +163,8 @@ def _rule_files(folder: str, problems: list[InputProblem]) -> Iterator[tuple[str
 
 def _compile(texts: list[tuple[str, str]], where: str,
              problems: list[InputProblem]) -> list[SigmaCheck]:
-    backend = sqliteBackend(processing_pipeline=_pipeline())  # type: ignore[no-untyped-call]
+    backend = sqliteBackend(  # type: ignore[no-untyped-call]
+        processing_pipeline=_pipeline(), fulltext_field=FULLTEXT_COLUMN)
     out: list[SigmaCheck] = []
     skipped = 0
     for source, text in texts:
@@ -198,6 +201,8 @@ def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> SigmaCheck:
         raise ValueError("unexpected query shape")
     fields = tuple(dict.fromkeys(f for detection in rule.detection.detections.values()
                                  for f in _fields(detection)))
+    if FULLTEXT_COLUMN in query:
+        fields += (FULLTEXT_COLUMN,)
     bad = [f for f in fields if not _IDENTIFIER.match(f)]
     if bad:
         raise ValueError(f"field names exhunt cannot hold: {bad[:3]}")
@@ -400,12 +405,15 @@ class SigmaEvents(Check):
                         f"(?, {', '.join('?' for _ in self._columns)})")
         self._records: list[LogRecord] = []
         self._rows: list[list[object]] = []
+        self._fulltext = FULLTEXT_COLUMN in self._columns
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         if (not self.rules.rules or len(self._records) >= MAX_EVENTS
                 or record.get("Channel").lower() not in _CHANNELS):
             return ()
         row = event_row(record)
+        if self._fulltext:
+            row[FULLTEXT_COLUMN] = "\n".join(record.fields.values())
         self._records.append(record)
         self._rows.append([len(self._records)] + [row.get(c) for c in self._columns])
         if len(self._rows) >= 10_000:
@@ -428,7 +436,9 @@ class SigmaEvents(Check):
         row = event_row(record)
         shown = dict.fromkeys((*rule.fields, *_SHOWN))
         lines = [f"{name}: {row[name]}" for name in shown
-                 if name not in BASE_COLUMNS and row.get(name)]
+                 if name not in (*BASE_COLUMNS, FULLTEXT_COLUMN) and row.get(name)]
+        if FULLTEXT_COLUMN in rule.fields:
+            lines.append("event: " + " | ".join(v for v in record.fields.values() if v)[:1500])
         head = (f"Sigma rule {rule.name} ({rule.source}): {record.get('Channel')} event "
                 f"{record.get('EventID')}")
         found = self.finding(record, "\n".join([head, *lines]), title=rule.title,

@@ -132,3 +132,12 @@ def test_member_sid_reaches_the_report(tmp_path: Path) -> None:
     report = hunt(str(tmp_path / "copy"))
     admin = [f for f in report.findings if f.check == "postexploit.new-admin"]
     assert admin and "NETWORK SERVICE (S-1-5-20) added to Administrators" in admin[0].evidence
+
+
+def test_context_on_a_clean_server_is_shown_not_piled_up() -> None:
+    tasks = [finding("postexploit.scheduled-task", Stage.POST_EXPLOITATION, Severity.INFO,
+                     T0 + timedelta(minutes=i), context=True) for i in range(50)]
+    clean = judged(*tasks)
+    assert len(clean.findings) == 20 and "30 more like this" in clean.findings[-1].evidence
+    owned = judged(EXPLOIT, *tasks)
+    assert len([f for f in owned.findings if f.severity is Severity.HIGH]) == 50  # all raised

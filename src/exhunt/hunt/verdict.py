@@ -48,6 +48,8 @@ def decide(report: HuntReport) -> None:
     proof = proven(verdict, report.findings)
     if proof:
         report.findings = [rise(f, proof) for f in report.findings]
+    else:
+        report.findings = quiet_context(report.findings)
     tie = Tie.of(exchange) if verdict >= Verdict.EXPLOITED else None
     report.host_activity = []
     for index, finding in enumerate(report.findings):
@@ -87,6 +89,29 @@ def rise(finding: Finding, proof: str) -> Finding:
     title = finding.title.removesuffix(" (context)")
     return replace(finding, severity=Severity.HIGH, title=title, evidence=bound(
         f"{finding.evidence}\n[raised to high: this hunt proves a compromise ({proof})]"))
+
+
+def quiet_context(findings: list[Finding]) -> list[Finding]:
+    """On a server the hunt does not prove compromised, context is shown, not piled up: a few
+    of each check (a Security log holds thousands of routine tasks), the rest counted."""
+    limit = int(_LADDER["context_shown"])
+    seen: dict[str, int] = {}
+    kept: list[Finding] = []
+    last: dict[str, int] = {}
+    for finding in findings:
+        if not finding.context or finding.severity > Severity.INFO:
+            kept.append(finding)
+            continue
+        seen[finding.check] = seen.get(finding.check, 0) + 1
+        if seen[finding.check] <= limit:
+            last[finding.check] = len(kept)
+            kept.append(finding)
+    for check, at in last.items():
+        if seen[check] > limit:
+            more = seen[check] - limit
+            kept[at] = replace(kept[at], evidence=bound(
+                f"{kept[at].evidence}\n[{more} more like this, not shown: context only]"))
+    return kept
 
 
 def host_severity(report: HuntReport) -> Severity | None:

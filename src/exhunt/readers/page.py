@@ -42,6 +42,8 @@ _WEB_METHOD = re.compile(r"\[\s*WebMethod[^\]]*\]\s*(?:public\s+)?(?:static\s+)?
                          r"\s*\(([^)]{0,400})\)", re.IGNORECASE)
 _HANDLER_CODE = re.compile(r"IHttpHandler|ProcessRequest\s*\(|:\s*System\s*\.\s*Web\s*\.\s*Services"
                            r"|\bclass\s+\w+", re.IGNORECASE)
+_PROPERTY_READ = re.compile(r"\.\s*(Text|Value|SelectedValue|InnerText|PostedFile)\b",
+                            re.IGNORECASE)
 _MAP_PATH = re.compile(r"MapPath\s*\(", re.IGNORECASE)
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _EMBEDDED_PROGRAM = re.compile(r"[\"']TVq[A-Za-z0-9+/]{60,}")
@@ -91,21 +93,23 @@ def decode_page(data: bytes) -> str:
 def read_page(data: bytes) -> PageTraits:
     """The traits of one page (a bounded prefix of it is read)."""
     known = _patterns()
-    raw = decode_page(data[: known.max_bytes])
-    text, obfuscation = undo_obfuscation(raw)
+    text = decode_page(data[: known.max_bytes])
     directive, attributes = _directive(text)
-    code = server_code(text, directive)
+    code = server_code(text, directive) if ("<%" in text or "runat" in text.lower()) else ""
     if not code.strip():
         return PageTraits(directive=directive, language=attributes.get("language", ""),
-                          handler_class=attributes.get("class", ""),
-                          obfuscation=tuple(obfuscation))
+                          handler_class=attributes.get("class", ""))
+    # Only server code is deobfuscated and read: most of a page is markup.
+    raw = code
+    code, obfuscation = undo_obfuscation(code)
     # Names inside SQL text or messages are not the variables they look like ("@customerId"):
     # inputs are looked for with literals blanked (same length, so positions agree).
     blank = blank_strings(code)
     capabilities = [name for name, pattern in known.capabilities.items() if pattern.search(code)]
     inputs = [name for name, pattern in known.inputs.items() if pattern.search(code)]
-    controls = {m.group(3) for m in known.control.finditer(text)}
-    control_use = _control_use(controls)
+    control_use = None
+    if _PROPERTY_READ.search(code):  # only then are form controls worth finding in the markup
+        control_use = _control_use({m.group(3) for m in known.control.finditer(text)})
     if control_use is not None and control_use.search(code):
         inputs.append("form_control")
     sources = _input_sources(blank, known, control_use)
@@ -121,6 +125,8 @@ def read_page(data: bytes) -> PageTraits:
 def undo_obfuscation(text: str) -> tuple[str, list[str]]:
     """The text with escapes decoded and short literals joined, and which of these it took."""
     kinds: list[str] = []
+    if "\\" not in text and '"' not in text and "'" not in text:
+        return text, kinds
     hexes = len(_HEX.findall(text))
     if hexes >= 4:
         kinds.append("hex escapes")
@@ -189,29 +195,34 @@ def _input_sources(code: str, known: _Patterns,
                    control_use: re.Pattern[str] | None) -> re.Pattern[str]:
     """One pattern for every expression that carries input: request reads, form controls,
     web-method parameters, and variables assigned from any of these (two hops)."""
-    parts = [known.inputs["request"].pattern]
-    if control_use is not None:
-        parts.append(control_use.pattern)
+    direct = [known.inputs["request"]] + ([control_use] if control_use is not None else [])
     names: set[str] = set()
     for method in _WEB_METHOD.finditer(code):
         for parameter in method.group(1).split(","):
             words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", parameter)
             if words:
                 names.add(words[-1])
+    assignments = [(m.group(1), m.group(2)) for m in _ASSIGNED.finditer(code)][:2000]
     for _ in range(2):
-        current = re.compile("|".join(parts + ([r"\b(" + "|".join(map(re.escape, sorted(names)))
-                                                 + r")\b"] if names else [])), re.IGNORECASE)
-        for assigned in _ASSIGNED.finditer(code):
-            value = assigned.group(2)
-            if known.sanitizers.search(value):
+        named = _names_pattern(names)
+        for name, value in assignments:
+            if name in names or known.sanitizers.search(value):
                 continue  # Path.GetFileName(...), int.Parse(...): no longer the sender's text
-            if assigned.group(1) not in names and (current.search(value) or _ALIAS.match(value)):
-                names.add(assigned.group(1))
-            if len(names) > 500:
-                break
-    if names:
-        parts.append(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b")
+            if (_ALIAS.match(value) or any(p.search(value) for p in direct)
+                    or (named is not None and named.search(value))):
+                names.add(name)
+    parts = [p.pattern for p in direct]
+    named = _names_pattern(names)
+    if named is not None:
+        parts.append(named.pattern)
     return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
+
+
+def _names_pattern(names: set[str]) -> re.Pattern[str] | None:
+    if not names:
+        return None
+    return re.compile(r"\b(" + "|".join(map(re.escape, sorted(names)[:500])) + r")\b",
+                      re.IGNORECASE)
 
 
 def _tainted(code: str, blank: str, capabilities: list[str], sources: re.Pattern[str],

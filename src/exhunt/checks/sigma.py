@@ -429,11 +429,18 @@ class SigmaEvents(Check):
 
     def finalize(self) -> Iterable[Finding]:
         self._flush()
+        failed: list[str] = []
         for rule in self.rules.rules:
-            rows = self._db.execute(rule.query + f" LIMIT {MAX_MATCHES}").fetchall()
+            try:
+                rows = self._db.execute(rule.query + f" LIMIT {MAX_MATCHES}").fetchall()
+            except sqlite3.Error as exc:  # one bad rule must not silence the others
+                failed.append(f"{rule.source}: {exc}")
+                continue
             for (rowid,) in rows:
                 yield self._finding(rule, self._records[int(rowid) - 1])
         self._db.close()
+        if failed:  # after every other rule ran: the engine names it in the report's problems
+            raise RuntimeError(f"{len(failed)} Sigma rules failed: {'; '.join(failed[:5])}")
 
     def _finding(self, rule: SigmaCheck, record: LogRecord) -> Finding:
         row = event_row(record)
@@ -449,12 +456,19 @@ class SigmaEvents(Check):
         return replace(found, check=rule.name, context=rule.context)
 
 
+# A rule's regular expression runs on at most this much of a value (hostile values are long).
+_REGEX_SPAN = 8192
 
 
 def _regexp(pattern: str | None, value: str | None) -> bool:
     if pattern is None or value is None:
         return False
     try:
-        return re.search(pattern, value) is not None
+        return _compiled(pattern).search(value[:_REGEX_SPAN]) is not None
     except re.error:
         return False
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)

@@ -132,6 +132,19 @@ def test_member_sid_reaches_the_report(tmp_path: Path) -> None:
     report = hunt(str(tmp_path / "copy"))
     admin = [f for f in report.findings if f.check == "postexploit.new-admin"]
     assert admin and "NETWORK SERVICE (S-1-5-20) added to Administrators" in admin[0].evidence
+    # No administrator does this: high on its own, reported as host activity (no Exchange).
+    assert admin[0].severity is Severity.HIGH and report.host_activity == admin
+    assert report.verdict is Verdict.CLEAN
+
+
+def test_an_ordinary_member_added_stays_context(tmp_path: Path) -> None:
+    logs = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    logs.mkdir(parents=True)
+    write_evtx(logs / "Security.evtx", [member_added(T0, "S-1-5-21-1-2-3-1107",
+                                                     "CN=helpdesk2,CN=Users,DC=corp")])
+    report = hunt(str(tmp_path / "copy"))
+    admin = [f for f in report.findings if f.check == "postexploit.new-admin"]
+    assert [f.severity for f in admin] == [Severity.INFO] and admin[0].context
 
 
 def test_context_on_a_clean_server_is_shown_not_piled_up() -> None:

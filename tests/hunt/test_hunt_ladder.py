@@ -154,3 +154,7 @@ def test_context_on_a_clean_server_is_shown_not_piled_up() -> None:
     assert len(clean.findings) == 20 and "30 more like this" in clean.findings[-1].evidence
     owned = judged(EXPLOIT, *tasks)
     assert len([f for f in owned.findings if f.severity is Severity.HIGH]) == 50  # all raised
+    old = [finding("postexploit.scheduled-task", Stage.POST_EXPLOITATION, Severity.INFO,
+                   T0 - timedelta(days=400 + i), context=True) for i in range(3)]
+    routine = judged(EXPLOIT, *old)
+    assert [f.severity for f in routine.findings[1:]] == [Severity.INFO] * 3  # a year before

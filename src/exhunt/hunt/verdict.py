@@ -47,9 +47,9 @@ def decide(report: HuntReport) -> None:
     verdict = max((STAGE_VERDICT[f.stage] for f in exchange), default=Verdict.CLEAN)
     proof = proven(verdict, report.findings)
     if proof:
-        report.findings = [rise(f, proof) for f in report.findings]
-    else:
-        report.findings = quiet_context(report.findings)
+        window = rise_window(report.findings)
+        report.findings = [rise(f, proof) if _within(f, window) else f for f in report.findings]
+    report.findings = quiet_context(report.findings)
     tie = Tie.of(exchange) if verdict >= Verdict.EXPLOITED else None
     report.host_activity = []
     for index, finding in enumerate(report.findings):
@@ -80,6 +80,25 @@ def proven(verdict: Verdict, findings: list[Finding]) -> str:
         if not finding.context and finding.severity >= Severity.HIGH:
             return finding.title
     return ""
+
+
+def rise_window(findings: list[Finding]) -> tuple[datetime, datetime] | None:
+    """When context may rise: from some days before the first evidence of compromise to some
+    weeks after the last (an account made the week before a dump is part of it; routine tasks
+    of two years ago are not). None when the evidence has no time: then all context rises."""
+    times = [_utc(f.timestamp) for f in findings if f.timestamp and not f.context and (
+        f.stage in FIRST_EXPLOITATION_STAGES or (f.stage is Stage.POST_EXPLOITATION
+                                                 and f.severity >= Severity.HIGH))]
+    if not times:
+        return None
+    return (min(times) - timedelta(days=float(_LADDER["context_rise_before_days"])),
+            max(times) + timedelta(days=float(_LADDER["window_after_days"])))
+
+
+def _within(finding: Finding, window: tuple[datetime, datetime] | None) -> bool:
+    if window is None or finding.timestamp is None:
+        return True
+    return window[0] <= _utc(finding.timestamp) <= window[1]
 
 
 def rise(finding: Finding, proof: str) -> Finding:

@@ -44,7 +44,8 @@ def test_scheduled_task_only_copy_without_exchange_claims_no_stage(tmp_path: Pat
     data = report_json(report)
     assert data["host_activity"]["severity"] == "medium"
     text = report_text(report)
-    assert "HOST ACTIVITY: MEDIUM" in text
+    assert "HOST ACTIVITY: MEDIUM" in text and "No sign of compromise" not in text
+    assert data["next_steps"][0].startswith("Investigate the host activity")
     assert text.index("HOST ACTIVITY") < text.index("Coverage")  # shown under the verdict
 
 

@@ -88,9 +88,10 @@ def generate(root: Path, count: int, seed: int = 7) -> set[str]:
 
 
 def flagged_by_exhunt(findings: list[dict[str, str]]) -> set[str]:
-    """Files any rule or trait flagged, as the web-shell finding's evidence names them."""
+    """Files a family rule or the page's capabilities flagged, as the finding's reasons say
+    (unknown shells are judged by exhunt.readers.page, not by YARA rules)."""
     return {f["artifact"] for f in findings if f["check"] == "webshell.file"
-            and ("rule " in f["evidence"] or "traits:" in f["evidence"])}
+            and ("rule " in f["evidence"] or "what the page can do" in f["evidence"])}
 
 
 def flagged_by_yara(stdout: str, root: Path) -> set[str]:
@@ -116,7 +117,7 @@ class Tools:
         elapsed = time.perf_counter() - start
         self.flagged["exhunt warm"] = {
             f.artifact for f in report.findings if f.check == "webshell.file"
-            and ("rule " in f.evidence or "traits:" in f.evidence)}
+            and ("rule " in f.evidence or "what the page can do" in f.evidence)}
         return elapsed
 
     def yara_process(self) -> float:

@@ -89,6 +89,9 @@ def hunt_command(
         "HTML reports).")] = None,
     yara: Annotated[list[Path] | None, typer.Option(
         "--yara", help="Also run the YARA rules in this folder on web files (repeatable).")] = None,
+    sigma: Annotated[list[Path] | None, typer.Option(
+        "--sigma", help="Also run the Sigma rules in this folder (e.g. SigmaHQ's rules/windows) "
+        "on the event logs (repeatable).")] = None,
     iocs: Annotated[list[Path] | None, typer.Option(
         "--iocs", help="IOC list: hashes (HASH;COMMENT), file names (REGEX;SCORE), a STIX 2.1 "
         "bundle or a MISP event (repeatable).")] = None,
@@ -133,7 +136,8 @@ def hunt_command(
         raise typer.BadParameter("--summary must end in .json or .html")
     files = FileStageSettings(yara_dirs=tuple(str(p) for p in yara or ()),
                               ioc_files=tuple(str(p) for p in iocs or ()),
-                              baselines=tuple(str(p) for p in baseline or ()))
+                              baselines=tuple(str(p) for p in baseline or ()),
+                              sigma_dirs=tuple(str(p) for p in sigma or ()))
     if len(sources) == 1 and dask is None:
         with progress_bar(f"hunting {sources[0]}", quiet) as progress:
             reports = [hunt(sources[0], workers=workers, progress=progress, files=files)]

@@ -56,6 +56,56 @@ class RecordKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RuleHit:
+    """One YARA rule that matched a file (its meta: kind family|heuristic, score 0-100)."""
+
+    name: str
+    kind: str
+    score: int
+    family: str
+
+
+@dataclass(frozen=True, slots=True)
+class NameHit:
+    """A file's name or path on a web-shell list or filename IOC: a weak signal."""
+
+    score: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageTraits:
+    """What a server page can do, as read from its text (readers/page.py); never a judgement.
+
+    directive: the type in `<%@ Type ... %>` (page, webhandler, webservice, control, ...), `-`
+    for a directive with attributes only (`<%@ Language="C#" Class=... %>`), '' for none.
+    capabilities: process, powershell, eval, compile, reflection, file_write, file_browse, sql,
+    socket, crypto_channel (found in server-side code only). inputs: request, upload,
+    web_method, form_control. tainted: capabilities whose call is reached by an input; `sql_raw`
+    and `file_path` when the query or the path written is built from one.
+    """
+
+    directive: str = ""
+    language: str = ""
+    handler_class: str = ""
+    server_code: bool = False
+    capabilities: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    tainted: tuple[str, ...] = ()
+    obfuscation: tuple[str, ...] = ()
+    guarded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """The structured part of a FILE record: rule hits, name hits, and a page's traits."""
+
+    rules: tuple[RuleHit, ...] = ()
+    names: tuple[NameHit, ...] = ()
+    page: PageTraits | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     """One line (or event) of a log, columns by the name its own header gives."""
 
@@ -64,6 +114,8 @@ class LogRecord:
     line: int | None
     timestamp: datetime | None
     fields: Mapping[str, str]
+    # FILE records only: what the file stage found, typed (hunt/files.py).
+    facts: FileFacts | None = None
 
     def get(self, name: str, default: str = "") -> str:
         return self.fields.get(name, default)
@@ -82,6 +134,9 @@ class Finding:
     evidence: str
     client_ip: str | None = None
     webshell_path: str | None = None
+    # Context: a trace clean servers hold too (an admin added, a task); INFO until the same
+    # hunt proves a compromise, then high (hunt/verdict.py, docs/verdict-ladder.md).
+    context: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -158,6 +213,9 @@ class HuntReport:
     unreadable: bool = False
     # (relative path, sha256) of every web file, for stacking across servers of one build.
     web_files: list[tuple[str, str]] = field(default_factory=list)
+    # Post-exploitation evidence not tied to an Exchange compromise: reported on its own,
+    # with its own severity; it never moves the verdict (hunt/verdict.py).
+    host_activity: list[Finding] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exhunt.checks.webshell import name_hits, rule_hits, url_path
+from exhunt.checks.webshell import url_path
 from exhunt.hunt.files import (
     compile_rules,
     odd_name,
@@ -122,16 +122,19 @@ def test_url_paths_of_disk_paths() -> None:
     assert url_path("C/ProgramData/COM/a.aspx") is None
 
 
-@given(st.text(max_size=300))
-def test_record_field_decoders_never_raise(text: str) -> None:
-    for hit in rule_hits(text):
-        assert 0 <= hit.score <= 100
-    name_hits(text)
+@given(st.binary(max_size=600) | st.text(max_size=600).map(lambda t: t.encode("utf-8",
+                                                                                "surrogatepass")))
+def test_page_reader_never_raises(data: bytes) -> None:
+    from exhunt.checks.webshell import page_score
+    from exhunt.readers.page import read_page
+
+    traits = read_page(b'<%@ Page Language="C#" %><script runat="server">' + data)
+    assert set(traits.tainted) <= set(traits.capabilities) | {"sql_raw", "file_path"}
+    assert 0 <= page_score(traits)[0] <= 90
+    read_page(data)
 
 
 def test_non_ascii_digits_are_not_scores() -> None:
-    assert rule_hits("rule|family|\u00b2|x") == []
-    assert name_hits("\u0663|label") == []
     iocs, problems = parse_filename_iocs("\\\\a\\.aspx;\u0663\n", "f")
     assert iocs == [] and len(problems) == 1
 
@@ -143,14 +146,19 @@ def test_rule_loading_never_raises(text: str) -> None:
     assert (rules is None) == bool(problems) or rules is not None
 
 
-FIELD_NAMES = ("path", "zone", "rules", "hash_ioc", "name_iocs", "baseline", "sha256", "header",
-               "size", "mtime")
+FIELD_NAMES = ("path", "zone", "hash_ioc", "baseline", "sha256", "header", "size", "mtime")
 
 
-@given(st.dictionaries(st.sampled_from(FIELD_NAMES), st.text(max_size=120)))
-def test_file_judgement_never_raises(fields: dict[str, str]) -> None:
+@given(st.dictionaries(st.sampled_from(FIELD_NAMES), st.text(max_size=120)),
+       st.lists(st.tuples(st.text(max_size=20), st.sampled_from(["family", "heuristic", "x"]),
+                          st.integers(-5, 500), st.text(max_size=20)), max_size=4),
+       st.lists(st.tuples(st.integers(-5, 500), st.text(max_size=30)), max_size=3))
+def test_file_judgement_never_raises(fields: dict[str, str],
+                                     rules: list[tuple[str, str, int, str]],
+                                     names: list[tuple[int, str]]) -> None:
     from exhunt.checks.webshell import judge_file
-    from exhunt.model import LogRecord, RecordKind
+    from exhunt.model import FileFacts, LogRecord, NameHit, RecordKind, RuleHit
 
-    judgement = judge_file(LogRecord(RecordKind.FILE, "x", None, None, fields))
+    facts = FileFacts(tuple(RuleHit(*r) for r in rules), tuple(NameHit(*n) for n in names))
+    judgement = judge_file(LogRecord(RecordKind.FILE, "x", None, None, fields, facts))
     assert judgement.score >= 0

@@ -10,8 +10,9 @@ from exhunt_webshell_samples import CHOPPER, SHELLS, oab_dump
 
 from exhunt.checks.base import HuntContext
 from exhunt.checks.webshell import WebShellFile, judge_file
-from exhunt.hunt.files import FileStageSettings, knowledge
-from exhunt.model import LogRecord, RecordKind, Severity
+from exhunt.hunt.files import FileStageSettings, builtin_name_hits, knowledge
+from exhunt.model import FileFacts, LogRecord, RecordKind, RuleHit, Severity
+from exhunt.readers.page import read_page
 
 EXPECTED_FAMILY = {
     "chopper": "exhunt_chopper_jscript_eval",
@@ -32,14 +33,17 @@ def matches(data: bytes) -> set[str]:
 
 
 def file_record(path: str, data: bytes, **extra: str) -> LogRecord:
+    """The record the file stage writes for `data` at `path` (its rules, names, traits)."""
     rules = knowledge(FileStageSettings()).rules
-    lines = []
+    hits = []
     for rule in yara_x.Scanner(rules).scan(data).matching_rules:
         meta = dict(rule.metadata)
-        lines.append(f"{rule.identifier}|{meta['kind']}|{meta['score']}|{meta['family']}")
-    fields = {"path": path, "zone": "web", "size": str(len(data)), "rules": "\n".join(lines)}
+        hits.append(RuleHit(rule.identifier, str(meta["kind"]), int(meta["score"]),  # type: ignore[call-overload]
+                            str(meta["family"])))
+    fields = {"path": path, "zone": "web", "size": str(len(data))}
     fields.update(extra)
-    return LogRecord(RecordKind.FILE, path, None, None, fields)
+    facts = FileFacts(tuple(hits), tuple(builtin_name_hits(path)), read_page(data))
+    return LogRecord(RecordKind.FILE, path, None, None, fields, facts)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FAMILY))
@@ -91,9 +95,9 @@ def test_a_name_alone_is_only_context() -> None:
     record = file_record("C/Program Files/Microsoft/Exchange Server/V15/FrontEnd/HttpProxy/"
                          "owa/auth/RedirSuiteServerProxy.aspx",
                          (Path(__file__).parent.parent / "data/webshell/benign/errorFE.aspx")
-                         .read_bytes(), name_iocs="40|name on web-shell lists")
+                         .read_bytes())
     judgement = judge_file(record)
-    assert judgement.severity is Severity.INFO
+    assert judgement.severity is Severity.INFO and "web-shell lists" in judgement.reasons[0]
 
 
 def test_any_script_page_in_aspnet_client_counts() -> None:

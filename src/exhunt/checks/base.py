@@ -35,6 +35,7 @@ class HuntContext:
     shells_named: dict[str, Finding] = field(default_factory=dict)
     # Indicators given with --iocs (STIX, MISP) that log lines are matched against.
     log_iocs: LogIndicators = field(default_factory=LogIndicators)
+    sigma_dirs: tuple[str, ...] = ()  # --sigma folders (checks/sigma.py)
 
 
 class Check(ABC):

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from exhunt.checks import iis, iocmatch, postexploit, proxylogon, proxyshell, webshell
+from exhunt.checks import iis, iocmatch, postexploit, proxylogon, proxyshell, sigma, webshell
 
-__all__ = ["iis", "iocmatch", "postexploit", "proxylogon", "proxyshell", "webshell"]
+__all__ = ["iis", "iocmatch", "postexploit", "proxylogon", "proxyshell", "sigma", "webshell"]

@@ -12,7 +12,6 @@ longer holds ("a shell was here"), with the requests that reached them answered 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,43 +22,136 @@ from exhunt.checks.base import Check, HuntContext
 from exhunt.checks.iis import Request, request_of
 from exhunt.hunt.baseline import web_relative
 from exhunt.intel import indicators
-from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.model import FileFacts, Finding, LogRecord, PageTraits, RecordKind, Severity, Stage
 
 _WS = indicators("webshell")
 _SCORE = _WS["score"]
 SCRIPT_EXTENSIONS: tuple[str, ...] = tuple(_WS["locations"]["script_extensions"])
 _BUILTIN_HASHES: dict[str, str] = dict(_WS["known_bad_sha256"])
-_NUMBER = re.compile(r"-?[0-9]{1,6}")
 _PROXYSHELL_FOLDERS = frozenset(_WS["names"]["proxyshell_programdata_folders"])
 
 
 @dataclass(frozen=True, slots=True)
-class RuleHit:
-    """One rule that matched a file, as the file stage wrote it (`name|kind|score|family`)."""
+class Scores:
+    """A typed view of `[score]` in intel/data/webshell.toml: severity steps and weights."""
 
-    name: str
-    kind: str
-    score: int
-    family: str
+    critical: int
+    high: int
+    medium: int
+    low: int
+    report: int
+    known_bad_hash: int
+    hash_ioc_default: int
+    aspnet_client_script: int
+    aspnet_client_other: int
+    no_baseline_match: int
+    heuristic_cap: int
+    rule_default: int
+    name_alone_cap: int
+
+    @classmethod
+    def load(cls) -> Scores:
+        return cls(**{k: int(v) for k, v in _SCORE.items()})
+
+    def severity(self, score: int) -> Severity | None:
+        """The severity a score reaches, or None below the reporting floor."""
+        for step, level in ((self.critical, Severity.CRITICAL), (self.high, Severity.HIGH),
+                            (self.medium, Severity.MEDIUM), (self.low, Severity.LOW)):
+            if score >= step:
+                return level
+        return Severity.INFO if score >= self.report else None
 
 
-def rule_hits(text: str) -> list[RuleHit]:
-    hits: list[RuleHit] = []
-    for line in text.splitlines():
-        parts = line.split("|", 3)
-        if len(parts) != 4 or not _NUMBER.fullmatch(parts[2]):
-            continue
-        hits.append(RuleHit(parts[0], parts[1], min(int(parts[2]), 100), parts[3]))
-    return hits
+SCORES = Scores.load()
 
 
-def name_hits(text: str) -> list[tuple[int, str]]:
-    out: list[tuple[int, str]] = []
-    for line in text.splitlines():
-        score, _, label = line.partition("|")
-        if _NUMBER.fullmatch(score):
-            out.append((int(score), label))
-    return out
+@dataclass(frozen=True, slots=True)
+class PageWeights:
+    """A typed view of `[page.weights]` in intel/data/webshell.toml."""
+
+    capability: dict[str, int]
+    tainted: int
+    tainted_sql: int
+    tainted_file_write: int
+    tainted_file_read: int
+    obfuscation: int
+    obfuscation_cap: int
+    directive_handler_without_type: int
+    jscript_page: int
+    embedded_program: int
+    guard: int
+
+    @classmethod
+    def load(cls) -> PageWeights:
+        raw = {k: int(v) for k, v in _WS["page"]["weights"].items()}
+        capabilities = {name: raw.pop(name) for name in _WS["page"]["capabilities"]}
+        return cls(capability=capabilities, **raw)
+
+
+WEIGHTS = PageWeights.load()
+# What each capability means to a responder (reasons are read by people).
+CAPABILITY_WORDS = {
+    "process": "starts processes", "powershell": "runs PowerShell in-process",
+    "eval": "evaluates code (eval)", "compile": "compiles code at run time",
+    "reflection": "loads or invokes assemblies by reflection", "file_write": "writes files",
+    "file_browse": "lists, reads or sends files", "sql": "talks to databases",
+    "socket": "opens raw sockets", "crypto_channel": "decrypts what it is sent",
+}
+INPUT_WORDS = {"request": "the request", "upload": "uploaded files",
+               "web_method": "web-method arguments", "form_control": "form fields"}
+# Capabilities the sender steers: no guard makes them harmless.
+_STEERED = frozenset({"process", "powershell", "eval", "compile", "reflection", "sql_raw",
+                      "file_path", "file_read_path"})
+
+
+def page_score(page: PageTraits | None) -> tuple[int, list[str]]:
+    """One score for what a server page can do, with its reasons (capped: never critical)."""
+    if page is None:
+        return 0, []
+    score = 0
+    reasons: list[str] = []
+    if page.server_code:
+        for name in page.capabilities:
+            weight = WEIGHTS.capability.get(name, 0)
+            fed = name in page.tainted
+            if fed:
+                weight += WEIGHTS.tainted
+            score += weight
+            reasons.append(f"{CAPABILITY_WORDS.get(name, name)}"
+                           f"{' fed by ' + _inputs(page) if fed else ''} (+{weight})")
+        if "sql_raw" in page.tainted:
+            score += WEIGHTS.tainted_sql
+            reasons.append(f"runs SQL text taken from {_inputs(page)} (+{WEIGHTS.tainted_sql})")
+        if "file_path" in page.tainted:
+            score += WEIGHTS.tainted_file_write
+            reasons.append(f"writes where {_inputs(page)} says (+{WEIGHTS.tainted_file_write})")
+        if "file_read_path" in page.tainted:
+            score += WEIGHTS.tainted_file_read
+            reasons.append(f"lists, reads or sends what {_inputs(page)} names "
+                           f"(+{WEIGHTS.tainted_file_read})")
+        if page.guarded and not _STEERED & set(page.tainted):
+            score += WEIGHTS.guard
+            reasons.append(f"checks its caller or input ({WEIGHTS.guard})")
+        if "reflection" in page.capabilities and any(
+                kind.startswith("embedded program") for kind in page.obfuscation):
+            score += WEIGHTS.embedded_program
+            reasons.append(f"loads a program it carries (+{WEIGHTS.embedded_program})")
+        if page.language == "jscript":
+            score += WEIGHTS.jscript_page
+            reasons.append(f"server code in JScript (+{WEIGHTS.jscript_page})")
+    if page.obfuscation and (page.server_code or page.directive):
+        weight = min(WEIGHTS.obfuscation * len(page.obfuscation), WEIGHTS.obfuscation_cap)
+        score += weight
+        reasons.append(f"hidden: {', '.join(page.obfuscation)} (+{weight})")
+    if page.directive == "-" and page.handler_class:
+        score += WEIGHTS.directive_handler_without_type
+        reasons.append(f"directive names class {page.handler_class} but no WebHandler or "
+                       f"WebService (+{WEIGHTS.directive_handler_without_type})")
+    return max(0, min(score, SCORES.heuristic_cap)), reasons
+
+
+def _inputs(page: PageTraits) -> str:
+    return " or ".join(INPUT_WORDS.get(name, name) for name in page.inputs) or "input"
 
 
 @dataclass(slots=True)
@@ -73,11 +165,7 @@ class FileJudgement:
 
     @property
     def severity(self) -> Severity | None:
-        for name, level in (("critical", Severity.CRITICAL), ("high", Severity.HIGH),
-                            ("medium", Severity.MEDIUM), ("low", Severity.LOW)):
-            if self.score >= int(_SCORE[name]):
-                return level
-        return Severity.INFO if self.score >= int(_SCORE["report"]) else None
+        return SCORES.severity(self.score)
 
     @property
     def reasons(self) -> list[str]:
@@ -104,14 +192,14 @@ def judge_file(record: LogRecord) -> FileJudgement:
     if sha and sha in _BUILTIN_HASHES and not hash_ioc:
         hash_ioc = _BUILTIN_HASHES[sha]
     if hash_ioc:
-        weight = int(_SCORE["known_bad_hash"]) if sha in _BUILTIN_HASHES else int(
-            _SCORE["hash_ioc_default"])
+        weight = SCORES.known_bad_hash if sha in _BUILTIN_HASHES else SCORES.hash_ioc_default
         strong_score = max(strong_score, weight)
         verdict.strong.append(f"known-bad hash: {hash_ioc}")
         verdict.family = verdict.family or hash_ioc
     elif record.get("baseline") == "known-good":
         return verdict  # a file Microsoft shipped for some build: nothing to add up
-    hits = rule_hits(record.get("rules"))
+    facts = record.facts or FileFacts()
+    hits = facts.rules
     families = sorted((h for h in hits if h.kind != "heuristic"), key=lambda h: -h.score)
     for hit in families:
         verdict.strong.append(f"rule {hit.name} ({hit.family}, {hit.score})")
@@ -120,30 +208,40 @@ def judge_file(record: LogRecord) -> FileJudgement:
         verdict.family = verdict.family or families[0].family
     traits = [h for h in hits if h.kind == "heuristic"]
     if traits:
-        total = min(sum(h.score for h in traits), int(_SCORE["heuristic_cap"]))
+        total = min(sum(h.score for h in traits), SCORES.heuristic_cap)
         verdict.strong.append("unknown-shell traits: " + ", ".join(
             f"{h.name.removeprefix('exhunt_h_').replace('_', ' ')} ({h.score})" for h in traits))
         strong_score = max(strong_score, total) if strong_score else total
         verdict.family = verdict.family or "unknown web shell (heuristic)"
+    page, why = page_score(facts.page)
+    if page >= SCORES.medium:
+        verdict.strong.append(f"what the page can do, score {page}: " + "; ".join(why))
+        strong_score = max(strong_score, page) if strong_score else page
+        verdict.family = verdict.family or "unknown web shell (what the page can do)"
     if in_aspnet_client(path) and record.get("zone") == "web":
         if is_script(path):
-            strong_score += int(_SCORE["aspnet_client_script"])
+            strong_score += SCORES.aspnet_client_script
             verdict.strong.append("script page in aspnet_client, where Exchange keeps none "
                                   "(CERT-LV: every file there is suspect)")
         else:
             verdict.weak.append("file in aspnet_client (CERT-LV: every file there is suspect)")
     staging = proxyshell_folder(path)
     if staging and is_script(path):
-        strong_score += int(_SCORE["aspnet_client_script"])
+        strong_score += SCORES.aspnet_client_script
         verdict.strong.append(f"script page in ProgramData\\{staging}, a folder ProxyShell "
                               "intruders served shells from")
     weak_score, weak_kinds = _weak(record, path, verdict)
+    if 0 < page < SCORES.medium and (strong_score or weak_kinds):
+        # A page that can do a little is ordinary on its own; it adds to other signs.
+        verdict.weak.append(f"what the page can do, score {page}: " + "; ".join(why))
+        weak_score += page
+        weak_kinds += 1
     if strong_score:
         verdict.score = min(strong_score + weak_score, 200)
     elif weak_kinds >= 2:
-        verdict.score = min(weak_score, int(_SCORE["low"]) + 15)
+        verdict.score = min(weak_score, SCORES.low + 15)
     else:
-        verdict.score = min(weak_score, int(_SCORE["name_alone_cap"]) + 10)
+        verdict.score = min(weak_score, SCORES.name_alone_cap + 10)
     return verdict
 
 
@@ -159,29 +257,31 @@ def proxyshell_folder(path: str) -> str | None:
 
 def _has_signal(record: LogRecord, path: str) -> bool:
     fields = record.fields
-    return bool(fields.get("rules") or fields.get("hash_ioc") or fields.get("name_iocs")
-                or fields.get("baseline") == "unknown" or fields.get("sha256") in _BUILTIN_HASHES
+    facts = record.facts or FileFacts()
+    return bool(facts.rules or facts.names or page_score(facts.page)[0]
+                or fields.get("hash_ioc") or fields.get("baseline") == "unknown"
+                or fields.get("sha256") in _BUILTIN_HASHES
                 or in_aspnet_client(path) or proxyshell_folder(path) is not None)
 
 
 def _weak(record: LogRecord, path: str, verdict: FileJudgement) -> tuple[int, int]:
     score = 0
     kinds = 0
-    names = name_hits(record.get("name_iocs"))
+    names = (record.facts or FileFacts()).names
     if names:
-        best = max(names)
-        score += max(0, min(best[0], 100))
+        best = max(names, key=lambda hit: (hit.score, hit.label))
+        score += max(0, min(best.score, 100))
         kinds += 1
-        verdict.weak.append(best[1])
+        verdict.weak.append(best.label)
     if record.get("baseline") == "unknown" and is_script(path):
-        score += int(_SCORE["no_baseline_match"])
+        score += SCORES.no_baseline_match
         kinds += 1
         verdict.weak.append("in no known-good baseline (not a file Microsoft shipped)")
     elif record.get("baseline") == "unknown":
         score += 10
         verdict.weak.append("in no known-good baseline")
     if in_aspnet_client(path) and not is_script(path) and record.get("zone") == "web":
-        score += int(_SCORE["aspnet_client_other"])
+        score += SCORES.aspnet_client_other
     return score, kinds
 
 
@@ -212,7 +312,8 @@ class WebShellFile(Check):
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         path = record.get("path") or record.artifact
-        if record.get("zone") != "web" and not is_script(path) and not record.get("rules"):
+        if record.get("zone") != "web" and not is_script(path) and not (
+                record.facts and record.facts.rules):
             return  # ProgramData & co.: only pages and rule hits (ProxyShell shells) count here
         judgement = judge_file(record)
         severity = judgement.severity

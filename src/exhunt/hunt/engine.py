@@ -178,7 +178,7 @@ def _hunt_collection(
     # File stage: load rules/IOCs/baselines here first (named errors; forked workers reuse them).
     report.errors.extend(load_problems(files))
     context = HuntContext(exchange_roots=list(collection.exchange_roots),
-                          log_iocs=knowledge(files).log_iocs)
+                          log_iocs=knowledge(files).log_iocs, sigma_dirs=files.sigma_dirs)
     checks = [cls(context) for cls in registered_checks()]
     # Once per kind, not per artifact: with imported indicators a union holds thousands.
     literals = {kind: literals_for(checks, kind) for kind in {a.kind for a in artifacts}}

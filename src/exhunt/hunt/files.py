@@ -7,9 +7,9 @@ any `--yara DIR`), sniffs the header, and looks the name and hashes up in the IO
 states what it saw; the webshell and postexploit checks judge.
 
 Record fields (all strings): path, zone (web|other), size, mtime, sha256 (md5, sha1 when an
-IOC list needs them), header, rules (one `name|kind|score|family` per line), hash_ioc,
-name_iocs (one `score|label` per line), baseline (known-good|unknown|''), web_path, note,
-unreadable.
+IOC list needs them), header, hash_ioc, baseline (known-good|unknown|''), web_path, note,
+unreadable. The structured findings are typed, in the record's `facts` (model.FileFacts): the
+YARA rules that matched, the name hits, and a server page's traits (readers/page.py).
 """
 
 from __future__ import annotations
@@ -33,8 +33,18 @@ from exhunt.collect.base import Artifact, ArtifactKind, Collection
 from exhunt.errors import InputError
 from exhunt.hunt.baseline import Baseline, load_baselines, web_relative
 from exhunt.intel import indicators
-from exhunt.model import InputProblem, LogRecord, RecordKind, iso
+from exhunt.model import (
+    FileFacts,
+    InputProblem,
+    LogRecord,
+    NameHit,
+    PageTraits,
+    RecordKind,
+    RuleHit,
+    iso,
+)
 from exhunt.readers.base import ReadStats
+from exhunt.readers.page import read_page
 from exhunt.share.imported import LogIndicators
 
 _WS = indicators("webshell")
@@ -64,6 +74,7 @@ class FileStageSettings:
     ioc_files: tuple[str, ...] = ()
     baselines: tuple[str, ...] = ()
     builtin_rules: bool = True
+    sigma_dirs: tuple[str, ...] = ()  # event-log rules (checks/sigma.py), not a file stage
 
 
 # -- IOC lists (signature-base formats) ---------------------------------------------------
@@ -302,8 +313,11 @@ def _load_exchange_iocs(text: str, path: str, known: Knowledge) -> bool:
 
 
 def load_problems(settings: FileStageSettings) -> list[InputProblem]:
-    """Problems met loading the settings (call in the main process: it also warms the cache)."""
-    return list(knowledge(settings).problems)
+    """Problems met loading the settings (call in the main process: it also warms the cache),
+    the `--sigma` folders' included."""
+    from exhunt.checks.sigma import load_sigma  # the event-log rules live with the checks
+
+    return list(knowledge(settings).problems) + list(load_sigma(settings.sigma_dirs).problems)
 
 
 # -- headers and names ----------------------------------------------------------------------
@@ -368,21 +382,22 @@ def windows_path(relative: str) -> str:
     return "\\".join(parts)
 
 
-def builtin_name_hits(relative: str) -> list[tuple[int, str]]:
+def builtin_name_hits(relative: str) -> list[NameHit]:
     """Web-shell names from the built-in lists that this path carries (weak signals)."""
     names = _WS["names"]
     low = relative.lower().replace("\\", "/")
     base = low.rsplit("/", 1)[-1]
-    hits: list[tuple[int, str]] = []
+    score = int(names["score"])
+    hits: list[NameHit] = []
     if "/owa/auth/" in low and base in names["owa_auth"]:
-        hits.append((names["score"], f"name {base} is on web-shell lists (owa/auth)"))
+        hits.append(NameHit(score, f"name {base} is on web-shell lists (owa/auth)"))
     if "/aspnet_client/" in low and base in names["aspnet_client"]:
-        hits.append((names["score"], f"name {base} is on web-shell lists (aspnet_client)"))
+        hits.append(NameHit(score, f"name {base} is on web-shell lists (aspnet_client)"))
     if base in names["anywhere"]:
-        hits.append((names["score"], f"name {base} is on web-shell lists"))
+        hits.append(NameHit(score, f"name {base} is on web-shell lists"))
     for pattern in names["patterns"]:
         if re.search(pattern, low):
-            hits.append((names["score"], f"name matches web-shell pattern {pattern}"))
+            hits.append(NameHit(score, f"name matches web-shell pattern {pattern}"))
     return hits
 
 
@@ -429,13 +444,17 @@ def scan_file(
         stats.fail("odd file name (control or invisible characters): look at it by hand")
         fields["odd_name"] = "yes"
     digest = _read(collection, artifact, known, web, stats, notes, fields)
+    rules: tuple[RuleHit, ...] = ()
+    page: PageTraits | None = None
     if digest is not None:
-        _judge_content(artifact, known, digest, fields, notes, stats)
-    _names(artifact, known, fields)
+        rules = _judge_content(artifact, known, digest, fields, notes, stats)
+        if artifact.path.lower().endswith(SCRIPT_EXTENSIONS) and digest.prefix:
+            page = read_page(bytes(digest.prefix))
     if notes:
         fields["note"] = "; ".join(notes)
     stats.records += 1
-    return LogRecord(RecordKind.FILE, artifact.path, None, artifact.mtime, fields)
+    facts = FileFacts(rules=rules, names=_names(artifact, known), page=page)
+    return LogRecord(RecordKind.FILE, artifact.path, None, artifact.mtime, fields, facts)
 
 
 def _read(
@@ -524,7 +543,7 @@ def _judge_content(
     fields: dict[str, str],
     notes: list[str],
     stats: ReadStats,
-) -> None:
+) -> tuple[RuleHit, ...]:
     prefix = bytes(digest.prefix)
     fields["header"] = sniff_header(prefix[: int(_SCAN["header_bytes"])])
     for key in ("sha256", "md5", "sha1"):
@@ -536,7 +555,8 @@ def _judge_content(
         if sha:
             fields["baseline"] = "known-good" if known.baseline.knows(sha) else "unknown"
     if known.rules is not None and prefix:
-        fields["rules"] = "\n".join(_run_rules(artifact, known, prefix, stats, notes))
+        return tuple(_run_rules(artifact, known, prefix, stats, notes))
+    return ()
 
 
 def _baseline_applies(path: str) -> bool:
@@ -548,7 +568,7 @@ def _baseline_applies(path: str) -> bool:
 
 def _run_rules(
     artifact: Artifact, known: Knowledge, data: bytes, stats: ReadStats, notes: list[str]
-) -> list[str]:
+) -> list[RuleHit]:
     scanner = _scanner(known)
     if known.uses_externals:
         name = artifact.path.rsplit("/", 1)[-1]
@@ -565,7 +585,7 @@ def _run_rules(
     except yara_x.ScanError as exc:
         stats.fail(f"YARA scan failed: {exc}")
         return []
-    out: list[str] = []
+    out: list[RuleHit] = []
     for rule in results.matching_rules:
         meta = dict(rule.metadata)
         kind = str(meta.get("kind", "family"))
@@ -573,10 +593,11 @@ def _run_rules(
         score_value = score if isinstance(score, int) and not isinstance(score, bool) else int(
             _WS["score"]["rule_default"])
         label = str(meta.get("family") or meta.get("description") or rule.identifier)
-        label = label.replace("|", "/").replace("\n", " ")[:160]
+        label = label.replace("\n", " ")[:160]
         namespace = "" if rule.namespace in ("default", "exhunt_webshells") else (
             rule.namespace + ".")
-        out.append(f"{namespace}{rule.identifier}|{kind}|{max(0, min(score_value, 100))}|{label}")
+        out.append(RuleHit(namespace + rule.identifier, kind, max(0, min(score_value, 100)),
+                           label))
     return out
 
 
@@ -598,13 +619,12 @@ def _scanner(known: Knowledge) -> Any:
     return scanner
 
 
-def _names(artifact: Artifact, known: Knowledge, fields: dict[str, str]) -> None:
+def _names(artifact: Artifact, known: Knowledge) -> tuple[NameHit, ...]:
     hits = builtin_name_hits(artifact.path)
     if known.name_iocs:
         full = windows_path(artifact.path)
         for ioc in known.name_iocs:
             if ioc.matches(full):
-                hits.append((ioc.score, f"filename IOC {ioc.source} ({ioc.pattern.pattern[:80]})"))
-    if hits:
-        fields["name_iocs"] = "\n".join(f"{score}|{label.replace('|', '/')}"
-                                        for score, label in hits)
+                hits.append(NameHit(ioc.score, f"filename IOC {ioc.source} "
+                                               f"({ioc.pattern.pattern[:80]})"))
+    return tuple(hits)

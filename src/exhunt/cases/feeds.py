@@ -2,7 +2,7 @@
 exhunt scan JSONL and exhunt hunt JSON. Each yields a Sighting per usable row and a RowProblem
 (with the reason) per unusable one; they know formats and decide nothing about cases.
 
-Formats: DESIGN.md "Contracts"; Shadowserver columns from
+Formats: docs/contracts.md; Shadowserver columns from
 The-Shadowserver-Foundation/report_schema reports.json (2026-03-24) and the 2021 IntelMQ
 fixture (reference/scanning.md section 4).
 """

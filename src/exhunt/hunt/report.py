@@ -92,7 +92,7 @@ def next_steps(report: HuntReport) -> list[str]:
 
 
 def report_json(report: HuntReport) -> dict[str, Any]:
-    """DESIGN.md's contract, plus (additively) who did what and what to do next."""
+    """The hunt contract (docs/contracts.md), plus (additively) who did what and what to do next."""
     data = report.to_json()
     data["attackers"] = [actor.to_json() for actor in actors(report)]
     data["next_steps"] = next_steps(report)

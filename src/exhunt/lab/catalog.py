@@ -1,7 +1,7 @@
 """Facts the triage-copy generator draws from: log headers, paths, user agents, IOC names.
 
-Knowledge, not code: each group says where it comes from. "Reference" means
-/work/shared/reference/hunting.md (section and the public source it quotes). Values marked
+Knowledge, not code: each group says where it comes from. "Reference" means the public
+write-ups of the March 2021 intrusions that the group names. Values marked
 "plausible" are this module's own invention where no public example exists; they are shaped like
 the real thing but must not be taken as facts about Exchange.
 """

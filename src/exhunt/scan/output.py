@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import orjson
 
-# The contract's fields in their documented order (DESIGN.md, `exhunt scan`); extra fields
+# The contract's fields in their documented order (docs/contracts.md, `exhunt scan`); extra fields
 # are additive and come after.
 FIELDS = (
     "target", "ip", "port", "scheme", "time", "reachable", "exchange", "build",

@@ -1,4 +1,4 @@
-"""An uploaded hunt report (DESIGN.md JSON) turned back into a HuntReport, so the portal can
+"""An uploaded hunt report (docs/contracts.md) turned back into a HuntReport, so the portal can
 show it with the hunt's own one-file HTML (`exhunt.hunt.report.report_html`).
 
 The JSON came from a victim's upload: every field is checked, anything malformed is dropped

@@ -4,8 +4,7 @@
 # before issue 12). Needs hyperfine. Usage: bench/builds_cli/run.sh [PYTHON]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
-py="${1:-$here/../../main/.venv/bin/python}"
-[ -x "$py" ] || py=/work/main/.venv/bin/python
+py="${1:-$here/.venv/bin/python}"
 list="$(mktemp)"
 PYTHONPATH="$here/src" "$py" -c "
 import csv, importlib.resources as r

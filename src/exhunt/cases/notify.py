@@ -656,6 +656,9 @@ class Sender:
             self._hand_over(smtp, token)
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            # a lost connection is dropped, not QUIT: mid-DATA a QUIT is read as message text
+            # and the reply never comes
+            self._abandon_connection()
             if handing:
                 # the bytes left us; whether the server kept them is unknown: never resend
                 self._mark(message_pk, MessageStatus.SENT, f"unconfirmed: {exc}")

@@ -1,7 +1,7 @@
 /*
   exhunt's own web-shell rules. Written for exhunt from public descriptions of how these shells
-  behave (../shared/reference/hunting.md: IOC catalogue, China Chopper forms, ProxyShell shells;
-  Volexity's published one-line descriptions of SIMPLESEESHARP, SPORTSBALL and its reGeorg variant).
+  behave (Microsoft's and CISA's March 2021 write-ups of China Chopper forms and ProxyShell
+  shells; Volexity's published one-line descriptions of SIMPLESEESHARP, SPORTSBALL and its reGeorg variant).
   meta: kind = "family" (a known shell family or artefact; its score stands on its own) or
         "heuristic" (a trait of unknown shells; weights add up, capped);
         score = weight 0-100; family = what a responder calls it; source = where the fact is from.

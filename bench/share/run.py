@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "bench" / "out"
+OUT = Path(os.environ.get("EXHUNT_BENCH_CACHE") or Path.home() / ".cache" / "exhunt-bench")
 EXHUNT = [sys.executable, "-m", "exhunt.cli"]
 
 

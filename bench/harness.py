@@ -70,8 +70,7 @@ class Run:
     stdout: str
 
 
-def run_command(cmd: Sequence[str], ok: tuple[int, ...] = (0,),
-                env: dict[str, str] | None = None) -> Run:
+def run_command(cmd: Sequence[str], ok: tuple[int, ...] = (0,)) -> Run:
     """Time one command as a whole process, and its own peak RSS.
 
     The peak comes from GNU time started in between: a child forked straight from this
@@ -80,7 +79,7 @@ def run_command(cmd: Sequence[str], ok: tuple[int, ...] = (0,),
             tempfile.NamedTemporaryFile("r") as peak:
         wrapped = ["/usr/bin/time", "-f", "%M", "-o", peak.name, *cmd]
         start = time.perf_counter()
-        proc = subprocess.run(wrapped, stdout=out, stderr=err, env=env, check=False)
+        proc = subprocess.run(wrapped, stdout=out, stderr=err, check=False)
         elapsed = time.perf_counter() - start
         out.seek(0)
         err.seek(0)

@@ -237,7 +237,6 @@ def _hunt_demo(out: Path) -> None:
 _PART_OF = {
     "artifacts": "exhunt.collect.cli",
     "baseline": "exhunt.hunt.baseline_cli",
-    "builds": "exhunt.scan.cli",
     "scan": "exhunt.scan.cli",
     "ingest": "exhunt.cases.cli",
     "contacts": "exhunt.cases.cli",

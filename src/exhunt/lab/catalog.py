@@ -46,7 +46,8 @@ HTTPPROXY_PROTOCOLS: Final = (
 )
 
 # --- IIS -----------------------------------------------------------------------------------------
-# Source: reference b4 (default W3C field line, sbousseaden/EVTX-ATTACK-SAMPLES).
+# Source: IIS's default W3C extended log field line, as Microsoft documents it ("W3C
+# Logging" in the IIS configuration reference).
 IIS_FIELDS: Final = (
     "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
     "cs(Referer) sc-status sc-substatus sc-win32-status time-taken"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from exhunt.errors import ExhuntError, InputError, UsageError
 from exhunt.store.db import Store
@@ -74,6 +76,17 @@ def _web_store(db: str | None) -> Store:
     store = Store(db)
     create_web_tables(store.engine)
     return store
+
+
+def _store_password(db: str | None, username: str, password_env: str | None,
+                    store: Callable[[Session, str, str], None]) -> None:
+    """Read the password (twice on a terminal) and hand it to `store` in one transaction."""
+    password = _read_password(password_env)
+    try:
+        with _web_store(db).transaction() as session:
+            store(session, username, password)
+    except ExhuntError as exc:
+        _fail(exc)
 
 
 def _say(text: str) -> None:
@@ -161,12 +174,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         """Create a coordinator account (or set a new password); argon2id-hashed."""
         from exhunt.web.security import add_user
 
-        password = _read_password(password_env)
-        try:
-            with _web_store(db).transaction() as session:
-                add_user(session, username, password)
-        except ExhuntError as exc:
-            _fail(exc)
+        _store_password(db, username, password_env, add_user)
         _say(f"coordinator {username} ready")
 
     @users_app.command("passwd")
@@ -178,12 +186,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         """Set a coordinator's new password; every session of that user ends at once."""
         from exhunt.web.security import set_password
 
-        password = _read_password(password_env)
-        try:
-            with _web_store(db).transaction() as session:
-                set_password(session, username, password)
-        except ExhuntError as exc:
-            _fail(exc)
+        _store_password(db, username, password_env, set_password)
         _say(f"coordinator {username}: new password; their sessions are ended")
 
     @users_app.command("remove")

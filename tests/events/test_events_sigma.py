@@ -248,3 +248,74 @@ level: critical
     found = [f for f in report.findings if f.check == "sigma.export"]
     assert len(found) == 1 and "x.aspx" in found[0].evidence
     assert found[0].severity is Severity.CRITICAL
+
+
+CORRELATIONS = """title: Discovery command
+name: discovery_cmd
+logsource: {product: windows, category: process_creation}
+detection:
+  sel: {Image|endswith: ['\\\\whoami.exe', '\\\\ipconfig.exe']}
+  condition: sel
+---
+title: Net user
+name: net_user
+logsource: {product: windows, category: process_creation}
+detection:
+  sel: {Image|endswith: '\\\\net.exe'}
+  condition: sel
+---
+title: Burst of discovery from one parent
+name: sigma.discovery-burst
+correlation:
+  type: event_count
+  rules: [discovery_cmd]
+  group-by: [ParentImage]
+  timespan: 10m
+  condition: {gte: 3}
+level: high
+---
+title: Discovery then net user from one parent
+name: sigma.discovery-then-net
+correlation:
+  type: temporal
+  rules: [discovery_cmd, net_user]
+  group-by: [ParentImage]
+  timespan: 5m
+level: medium
+"""
+
+
+def test_correlation_rules_count_and_order_events(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "discovery.yml").write_text(CORRELATIONS)
+    # A rule of another file that names a rule nobody wrote: named, never silently skipped.
+    (rules / "orphan.yml").write_text("""title: Orphan
+name: sigma.orphan
+correlation: {type: event_count, rules: [nowhere], group-by: [Image], timespan: 1m,
+              condition: {gte: 2}}
+level: high
+""")
+    loaded = load_sigma((str(rules),), builtin=False)
+    assert sorted(r.name for r in loaded.rules) == ["sigma.discovery-burst",
+                                                    "sigma.discovery-then-net"]
+    problems = " ".join(p.artifact + " " + p.message for p in loaded.problems)
+    assert "orphan.yml" in problems and "'sigma.orphan' not evaluated" in problems
+    cmd = SYS32 + "cmd.exe"
+    burst = [ev.sysmon_process(T + timedelta(minutes=i), SYS32 + name, name, W3WP)
+             for i, name in enumerate(["whoami.exe", "ipconfig.exe", "whoami.exe"])]
+    found = checks(hunt_events(tmp_path / "a", {"Sysmon.evtx": [
+        *burst, ev.sysmon_process(T + timedelta(minutes=4), SYS32 + "net.exe", "net user", W3WP),
+        # Another parent, too few and in another order: neither correlation.
+        ev.sysmon_process(T, SYS32 + "net.exe", "net user", cmd),
+        ev.sysmon_process(T + timedelta(minutes=1), SYS32 + "whoami.exe", "whoami", cmd)]},
+        sigma=(str(rules),)))
+    count = found["sigma.discovery-burst"]
+    assert count.severity is Severity.HIGH and "event_count 3" in count.evidence
+    assert "w3wp.exe" in count.evidence and "cmd.exe" not in count.evidence
+    assert found["sigma.discovery-then-net"].severity is Severity.MEDIUM
+    # Spread over an hour, the burst is no burst.
+    slow = [ev.sysmon_process(T + timedelta(minutes=30 * i), SYS32 + "whoami.exe", "whoami",
+                              W3WP) for i in range(3)]
+    quiet = checks(hunt_events(tmp_path / "b", {"Sysmon.evtx": slow}, sigma=(str(rules),)))
+    assert "sigma.discovery-burst" not in quiet

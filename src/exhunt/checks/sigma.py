@@ -12,10 +12,12 @@ A rule's `name` becomes the check id of its findings (`sigma.<file stem>` withou
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,6 +26,7 @@ import yaml
 from sigma.backends.sqlite.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.conditions import ConditionOR
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
@@ -33,7 +36,15 @@ from sigma.types import SigmaNumber, SigmaString
 
 from exhunt.checks.base import Check, HuntContext
 from exhunt.intel import indicators
-from exhunt.model import Finding, InputProblem, LogRecord, RecordKind, Severity, Stage
+from exhunt.model import (
+    Finding,
+    InputProblem,
+    LogRecord,
+    RecordKind,
+    Severity,
+    Stage,
+    iso,
+)
 
 _SOURCES = indicators("sigma_logsources")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -41,7 +52,9 @@ _SEVERITY = {s.label: s for s in Severity}
 CATEGORY_COLUMN = "exhunt_category"
 # Keyword (fieldless) rules search every value of the event, joined (SigmaHQ's MSExchange rules).
 FULLTEXT_COLUMN = "exhunt_text"
-BASE_COLUMNS = ("Channel", "EventID", "Provider", "Computer", CATEGORY_COLUMN)
+# When the event happened (ISO 8601, UTC): what correlation rules count within their timespan.
+TIME_COLUMN = "exhunt_time"
+BASE_COLUMNS = ("Channel", "EventID", "Provider", "Computer", CATEGORY_COLUMN, TIME_COLUMN)
 CONTEXT_TAG = "exhunt.context"
 RULE_SUFFIXES = (".yml", ".yaml")
 # Bounds on what a rule folder may cost (the SigmaHQ set is about 3,000 files of a few kB).
@@ -74,6 +87,8 @@ class SigmaCheck:
     # none to name (a regular expression, a negation): then all events of its channels.
     literals: tuple[str, ...]
     channels: tuple[str, ...]
+    # A correlation rule (event_count, temporal, ...): its query yields alerts, not events.
+    correlation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,36 +181,110 @@ def _rule_files(folder: str, problems: list[InputProblem]) -> Iterator[tuple[str
 def _compile(texts: list[tuple[str, str]], where: str,
              problems: list[InputProblem]) -> list[SigmaCheck]:
     backend = sqliteBackend(  # type: ignore[no-untyped-call]
-        processing_pipeline=_pipeline(), fulltext_field=FULLTEXT_COLUMN)
+        processing_pipeline=_pipeline(), fulltext_field=FULLTEXT_COLUMN,
+        timestamp_field=TIME_COLUMN)
     out: list[SigmaCheck] = []
     skipped = 0
+    parsed: list[tuple[str, SigmaCollection]] = []
     for source, text in texts:
         try:
             # libyaml's loader when present: pure-Python YAML was most of the load time.
-            collection = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=_LOADER)))
+            # References are resolved below, across the folder (a correlation may name a rule
+            # of another file).
+            collection = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=_LOADER)),
+                                                    resolve_references=False)
             for error in collection.errors[:1]:
                 raise error
         except Exception as exc:  # YAML or Sigma: a bad rule file is named, never fatal
             problems.append(InputProblem(source, f"not a valid Sigma rule: {exc}"))
             continue
+        parsed.append((source, collection))
+    correlations = _resolved_correlations(parsed, problems)
+    for source, collection in parsed:
         for rule in collection.rules:
             if not isinstance(rule, SigmaRule):
-                continue  # correlation rules: not evaluated
-            if not covered(rule):
-                skipped += 1
                 continue
-            try:
-                out.append(_check(rule, backend, source))
-            except (SigmaError, ValueError, TypeError, AttributeError, KeyError) as exc:
-                problems.append(InputProblem(source, f"Sigma rule not evaluated: {exc}"))
+            elif not covered(rule):
+                skipped += 1
+            else:
+                try:
+                    out += _check(rule, backend, source)
+                except (SigmaError, ValueError, TypeError, AttributeError, KeyError) as exc:
+                    problems.append(InputProblem(source, f"Sigma rule not evaluated: {exc}"))
+    # After the rules they count: the backend keeps each referenced rule's condition.
+    for source, correlation in correlations:
+        try:
+            out.append(_correlation_check(correlation, backend, source))
+        except Exception as exc:  # pySigma's and the backend's own errors: named, never fatal
+            problems.append(_not_evaluated(source, correlation, exc))
     if skipped:
         problems.append(InputProblem(where, f"{skipped} Sigma rules skipped: their log source "
                                             "is not a Windows event log exhunt reads"))
     return out
 
 
-def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> SigmaCheck:
+def _resolved_correlations(parsed: list[tuple[str, SigmaCollection]],
+                           problems: list[InputProblem]
+                           ) -> list[tuple[str, SigmaCorrelationRule]]:
+    """Correlation rules whose rules were found in the folder (before those rules are
+    converted: the backend then keeps their conditions for the correlation)."""
+    everything = SigmaCollection.merge([c for _, c in parsed], resolve_references=False)
+    found: list[tuple[str, SigmaCorrelationRule]] = []
+    for source, collection in parsed:
+        for rule in collection.rules:
+            if not isinstance(rule, SigmaCorrelationRule):
+                continue
+            try:
+                rule.resolve_rule_references(everything)
+            except Exception as exc:  # a rule it names is missing: named, never fatal
+                problems.append(_not_evaluated(source, rule, exc))
+                continue
+            found.append((source, rule))
+    return found
+
+
+def _not_evaluated(source: str, rule: SigmaCorrelationRule, why: Exception) -> InputProblem:
+    label = rule.name or rule.title
+    return InputProblem(source, f"Sigma correlation rule {label!r} not evaluated: {why}")
+
+
+def _correlation_check(rule: SigmaCorrelationRule, backend: sqliteBackend,
+                       source: str) -> SigmaCheck:
+    """A correlation rule over the rules it names (resolved across the folder)."""
+    counted = [reference.rule for reference in rule.rules or ()]
+    if not all(isinstance(r, SigmaRule) and covered(r) for r in counted):
+        raise ValueError("it counts rules whose log source exhunt does not read, or other "
+                         "correlations")
+    queries = backend.convert_correlation_rule(rule)  # type: ignore[no-untyped-call]
+    if len(queries) != 1 or not isinstance(queries[0], str):
+        raise ValueError("the rule did not become one query")
+    fields: dict[str, None] = dict.fromkeys(rule.group_by or ())
+    channels: set[str] = set()
+    for counted_rule in counted:
+        assert isinstance(counted_rule, SigmaRule)
+        fields.update(dict.fromkeys(f for detection in counted_rule.detection.detections.values()
+                                    for f in _fields(detection)))
+        channels.update(_channels(counted_rule))
+    if FULLTEXT_COLUMN in queries[0]:
+        fields[FULLTEXT_COLUMN] = None
+    bad = [f for f in fields if not _IDENTIFIER.match(f)]
+    if bad:
+        raise ValueError(f"field names exhunt cannot hold: {bad[:3]}")
+    level = rule.level.name.lower() if rule.level is not None else "medium"
+    tags = {f"{t.namespace}.{t.name}".lower() for t in rule.tags}
+    stem = Path(source.split(":", 1)[-1]).stem
+    return SigmaCheck(
+        name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
+        severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")], query=queries[0],
+        fields=tuple(fields), source=source, literals=(), channels=tuple(sorted(channels)),
+        correlation=True)
+
+
+def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> list[SigmaCheck]:
+    """The rule's check; none for a rule only a correlation counts (no `generate: true`)."""
     queries = backend.convert_rule(rule)  # type: ignore[no-untyped-call]
+    if not queries and rule._backreferences:
+        return []
     if len(queries) != 1 or not isinstance(queries[0], str):
         raise ValueError("the rule did not become one query")
     query = queries[0]
@@ -212,11 +301,11 @@ def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> SigmaCheck:
     stem = Path(source.split(":", 1)[-1]).stem
     level = rule.level.name.lower() if rule.level is not None else "medium"
     tags = {f"{t.namespace}.{t.name}".lower() for t in rule.tags}
-    return SigmaCheck(
+    return [SigmaCheck(
         name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
         severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")],
         query="SELECT rowid FROM logs" + query[len(prefix):], fields=fields, source=source,
-        literals=tuple(sorted(required_literals(rule) or ())), channels=_channels(rule))
+        literals=tuple(sorted(required_literals(rule) or ())), channels=_channels(rule))]
 
 
 def _channels(rule: SigmaRule) -> tuple[str, ...]:
@@ -417,6 +506,8 @@ class SigmaEvents(Check):
         row = event_row(record)
         if self._fulltext:
             row[FULLTEXT_COLUMN] = "\n".join(record.fields.values())
+        if record.timestamp is not None:
+            row[TIME_COLUMN] = _utc(record.timestamp).isoformat()
         self._records.append(record)
         self._rows.append([len(self._records)] + [row.get(c) for c in self._columns])
         if len(self._rows) >= 10_000:
@@ -432,6 +523,9 @@ class SigmaEvents(Check):
         failed: list[str] = []
         for rule in self.rules.rules:
             try:
+                if rule.correlation:
+                    yield from self._alerts(rule)
+                    continue
                 rows = self._db.execute(rule.query + f" LIMIT {MAX_MATCHES}").fetchall()
             except sqlite3.Error as exc:  # one bad rule must not silence the others
                 failed.append(f"{rule.source}: {exc}")
@@ -442,18 +536,49 @@ class SigmaEvents(Check):
         if failed:  # after every other rule ran: the engine names it in the report's problems
             raise RuntimeError(f"{len(failed)} Sigma rules failed: {'; '.join(failed[:5])}")
 
-    def _finding(self, rule: SigmaCheck, record: LogRecord) -> Finding:
+    def _alerts(self, rule: SigmaCheck) -> Iterator[Finding]:
+        """A correlation's alerts, one per group (its sliding windows overlap): the finding
+        sits on the last event counted and names how many, when, and for what group."""
+        cursor = self._db.execute(f"SELECT group_keys, metric_name, metric_value, event_ids, "
+                                  f"window_start, window_end FROM ({rule.query})")
+        groups: set[str] = set()
+        for keys, metric, value, event_ids, start, end in cursor:
+            if keys in groups:
+                continue
+            groups.add(keys)
+            rowids = [int(e.rsplit(":", 1)[-1]) for e in json.loads(event_ids)]
+            if not rowids:
+                continue
+            span = f"{_when(start)} to {_when(end)}"
+            what = (f"correlation ({metric} {value} over {len(rowids)} events, {span}, "
+                    f"grouped by {keys})")
+            yield self._finding(rule, self._records[max(rowids) - 1], what)
+            if len(groups) >= MAX_MATCHES:
+                return
+
+    def _finding(self, rule: SigmaCheck, record: LogRecord, what: str = "") -> Finding:
         row = event_row(record)
         shown = dict.fromkeys((*rule.fields, *_SHOWN))
         lines = [f"{name}: {row[name]}" for name in shown
                  if name not in (*BASE_COLUMNS, FULLTEXT_COLUMN) and row.get(name)]
         if FULLTEXT_COLUMN in rule.fields:
             lines.append("event: " + " | ".join(v for v in record.fields.values() if v)[:1500])
-        head = (f"Sigma rule {rule.name} ({rule.source}): {record.get('Channel')} event "
+        head = (f"Sigma rule {rule.name} ({rule.source}): {what or ''}"
+                f"{'; last ' if what else ''}{record.get('Channel')} event "
                 f"{record.get('EventID')}")
         found = self.finding(record, "\n".join([head, *lines]), title=rule.title,
                              severity=Severity.INFO if rule.context else rule.severity)
         return replace(found, check=rule.name, context=rule.context)
+
+
+def _when(seconds: object) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    return iso(datetime.fromtimestamp(seconds, UTC)) or "?"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # A rule's regular expression runs on at most this much of a value (hostile values are long).

@@ -52,7 +52,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=20)
 KEYS = st.sampled_from(["source", "host", "verdict", "first_exploitation", "coverage",
-                        "findings", "errors", "exchange_found"])
+                        "findings", "errors", "exchange_found", "host_activity"])
 
 
 @settings(max_examples=150, deadline=None)
@@ -63,3 +63,27 @@ def test_any_json_object_rebuilds_or_falls_back(doc: dict[str, object]) -> None:
     html = uploaded_report_html(doc)
     if html is not None:
         assert "<script" not in html.lower()
+
+
+def test_host_activity_is_shown_with_its_severity(tmp_path: Path) -> None:
+    """A copy with an LSASS dump and no Exchange: the uploaded report shows the host activity
+    section with its severity, and claims no Exchange stage."""
+    from datetime import UTC, datetime
+
+    from exhunt.lab import event_layouts as ev
+    from exhunt.lab.evtx_writer import write_evtx
+
+    logs = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    logs.mkdir(parents=True)
+    write_evtx(logs / "Sysmon.evtx", [ev.sysmon_file_create(
+        datetime(2021, 3, 4, tzinfo=UTC), "C:\\Windows\\System32\\taskmgr.exe",
+        "C:\\Windows\\Temp\\lsass.DMP")])
+    report = hunt(str(tmp_path / "copy"), workers=1)
+    assert report.verdict is Verdict.CLEAN and report.host_activity
+    doc = orjson.loads(orjson.dumps(report_json(report)))
+    rebuilt = report_from_json(doc)
+    assert [f.title for f in rebuilt.host_activity] == [f.title for f in report.host_activity]
+    html = uploaded_report_html(doc)
+    assert html is not None
+    assert 'class="sev-high">Host activity: HIGH</h2>' in html
+    assert report.host_activity[0].title in html

@@ -95,7 +95,15 @@ def report_from_json(doc: dict[str, Any]) -> HuntReport:
                 for e in (errors if isinstance(errors, list) else [])[:MAX_SHOWN]
                 if isinstance(e, dict)],
         exchange_found=doc.get("exchange_found") is not False,
+        host_activity=_host_activity(doc.get("host_activity")),
     )
+
+
+def _host_activity(section: object) -> list[Finding]:
+    """Activity the hunt did not tie to Exchange (its own section and severity in the view)."""
+    findings = section.get("findings") if isinstance(section, dict) else None
+    return [_finding(f) for f in (findings if isinstance(findings, list) else [])[:MAX_SHOWN]
+            if isinstance(f, dict)]
 
 
 def uploaded_report_html(doc: object) -> str | None:

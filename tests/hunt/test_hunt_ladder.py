@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from exhunt.checks.postexploit import member_label
+from exhunt.checks.sigma import member_label
 from exhunt.hunt.engine import hunt
 from exhunt.hunt.report import report_json, report_text
 from exhunt.hunt.verdict import decide
@@ -132,7 +132,8 @@ def test_member_sid_reaches_the_report(tmp_path: Path) -> None:
     write_evtx(logs / "Security.evtx", [member_added(T0, "S-1-5-20")])
     report = hunt(str(tmp_path / "copy"))
     admin = [f for f in report.findings if f.check == "postexploit.new-admin"]
-    assert admin and "NETWORK SERVICE (S-1-5-20) added to Administrators" in admin[0].evidence
+    assert admin and "member: NETWORK SERVICE (S-1-5-20)" in admin[0].evidence
+    assert "TargetUserName: Administrators" in admin[0].evidence
     # No administrator does this: high on its own, reported as host activity (no Exchange).
     assert admin[0].severity is Severity.HIGH and report.host_activity == admin
     assert report.verdict is Verdict.CLEAN

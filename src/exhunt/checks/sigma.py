@@ -69,7 +69,9 @@ _ALIASES = {"NewProcessName": "Image", "ParentProcessName": "ParentImage"}
 # Fields shown in a finding's evidence when the event has them, besides the rule's own.
 _SHOWN = ("Image", "CommandLine", "ParentImage", "SourceImage", "TargetImage", "GrantedAccess",
           "CallTrace", "TargetFilename", "ScriptBlockText", "Payload", "TaskName", "Path",
-          "ActionName", "ServiceName", "ImagePath", "TargetUserName", "MemberSid", "User")
+          "ActionName", "ServiceName", "ImagePath", "TargetUserName", "MemberName", "MemberSid",
+          "SubjectUserName", "User")
+_SIDS: dict[str, str] = indicators("sids")["sids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,8 +561,11 @@ class SigmaEvents(Check):
     def _finding(self, rule: SigmaCheck, record: LogRecord, what: str = "") -> Finding:
         row = event_row(record)
         shown = dict.fromkeys((*rule.fields, *_SHOWN))
-        lines = [f"{name}: {row[name]}" for name in shown
-                 if name not in (*BASE_COLUMNS, FULLTEXT_COLUMN) and row.get(name)]
+        lines = [f"{name}: {_named(name, row[name])}" for name in shown
+                 if name not in (*BASE_COLUMNS, FULLTEXT_COLUMN) and _present(row.get(name))]
+        if _present(row.get("MemberSid")) or _present(row.get("MemberName")):
+            lines.insert(0, "member: " + member_label(row.get("MemberName", ""),
+                                                      row.get("MemberSid", "")))
         if FULLTEXT_COLUMN in rule.fields:
             lines.append("event: " + " | ".join(v for v in record.fields.values() if v)[:1500])
         head = (f"Sigma rule {rule.name} ({rule.source}): {what or ''}"
@@ -569,6 +574,38 @@ class SigmaEvents(Check):
         found = self.finding(record, "\n".join([head, *lines]), title=rule.title,
                              severity=Severity.INFO if rule.context else rule.severity)
         return replace(found, check=rule.name, context=rule.context)
+
+
+def member_label(name: str, sid: str) -> str:
+    """A group member by name and SID: 4732's MemberName is often empty or '-' (a local account
+    or a well-known principal), so the SID is named from the well-known list when it can be."""
+    name, sid = _present(name), _present(sid)
+    if not name and sid:
+        name = well_known_sid(sid)
+    if name and sid:
+        return f"{name} ({sid})"
+    return name or sid or "?"
+
+
+def well_known_sid(sid: str) -> str:
+    upper = sid.strip().upper()
+    if upper in _SIDS:
+        return _SIDS[upper]
+    if upper.startswith("S-1-5-21-"):
+        return _SIDS.get("-" + upper.rsplit("-", 1)[-1], "")
+    return ""
+
+
+def _named(field: str, value: str) -> str:
+    """A SID-valued field with its well-known name after it (`S-1-5-20 (NETWORK SERVICE)`)."""
+    known = well_known_sid(value) if field.endswith("Sid") else ""
+    return f"{value} ({known})" if known else value
+
+
+def _present(value: str | None) -> str:
+    """Windows writes '-' for an absent account field."""
+    value = (value or "").strip()
+    return "" if value == "-" else value
 
 
 def _when(seconds: object) -> str:

@@ -137,6 +137,9 @@ class Finding:
     # Context: a trace clean servers hold too (an admin added, a task); INFO until the same
     # hunt proves a compromise, then high (hunt/verdict.py, docs/verdict-ladder.md).
     context: bool = False
+    # Who acted, as the record names it (an event's subject or user, IIS's cs-username): the
+    # ladder ties post-exploitation by the same account (hunt/verdict.py).
+    account: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -151,6 +154,7 @@ class Finding:
             "evidence": self.evidence,
             "client_ip": self.client_ip,
             "webshell_path": self.webshell_path,
+            "account": self.account,
         }
 
 

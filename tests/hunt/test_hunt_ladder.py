@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -160,3 +161,67 @@ def test_context_on_a_clean_server_is_shown_not_piled_up() -> None:
                    T0 - timedelta(days=400 + i), context=True) for i in range(3)]
     routine = judged(EXPLOIT, *old)
     assert [f.severity for f in routine.findings[1:]] == [Severity.INFO] * 3  # a year before
+
+
+def test_each_tie_alone() -> None:
+    """Window, shell, worker process and account: each ties on its own, and a post-
+    exploitation finding none of them holds stays host activity."""
+    late = T0 + timedelta(days=200)
+    broke_in = finding("proxyshell.autodiscover", Stage.EXPLOIT, Severity.CRITICAL, T0)
+    broke_in = replace(broke_in, account="eve@corp.example")
+    shell = finding("webshell.file", Stage.BACKDOOR, Severity.HIGH, T0,
+                    artifact="C/inetpub/wwwroot/aspnet_client/xyz.aspx", line=None)
+
+    def tie(*evidence: Finding, post: Finding) -> str:
+        report = judged(*evidence, post)
+        if report.verdict is not Verdict.REENTERED:
+            assert report.host_activity == [post]
+            return ""
+        return report.findings[-1].evidence.rsplit("[tied to the Exchange compromise: ", 1)[1]
+
+    untied = finding("postexploit.lsass-dump-file", Stage.POST_EXPLOITATION, Severity.HIGH, late,
+                     "TargetFilename: C:\\Windows\\Temp\\lsass.dmp")
+    assert tie(broke_in, shell, post=untied) == ""
+    assert tie(broke_in, post=replace(untied, timestamp=T0 + timedelta(hours=2))).startswith(
+        "within the window")
+    assert tie(broke_in, shell, post=replace(
+        untied, evidence="CommandLine: attrib +h +s +r C:\\inetpub\\wwwroot\\aspnet_client\\"
+                         "XYZ.aspx")).startswith("the same shell (xyz.aspx)")
+    assert tie(broke_in, post=replace(untied, evidence="ParentImage: C:\\Windows\\System32\\"
+                                      "inetsrv\\w3wp.exe")).startswith("an Exchange worker")
+    assert tie(broke_in, post=replace(untied, account="CORP\\eve")).startswith(
+        "the same account (CORP\\eve)")
+    # Windows' own principals and machine accounts act everywhere: they tie nothing.
+    system = replace(broke_in, account="NT AUTHORITY\\SYSTEM")
+    assert tie(system, post=replace(untied, account="NT AUTHORITY\\SYSTEM")) == ""
+    assert tie(replace(broke_in, account="CORP\\EX01$"), post=replace(
+        untied, account="CORP\\EX01$")) == ""
+    # Another account is no tie.
+    assert tie(broke_in, post=replace(untied, account="CORP\\mallory")) == ""
+
+
+def test_findings_carry_the_account_the_event_names(tmp_path: Path) -> None:
+    logs = tmp_path / "copy/C/Windows/System32/winevt/Logs"
+    logs.mkdir(parents=True)
+    write_evtx(logs / "Security.evtx", [member_added(T0, "S-1-5-20")])
+    from exhunt.lab.event_layouts import sysmon_process_access
+    write_evtx(logs / "Sysmon.evtx", [sysmon_process_access(
+        T0, "C:\\Users\\eve\\x.exe", "C:\\Windows\\System32\\lsass.exe", "0x1010")])
+    report = hunt(str(tmp_path / "copy"))
+    accounts = {f.check: f.account for f in report.findings}
+    assert accounts["postexploit.new-admin"] == "CORP\\EX01$"  # the subject of 4732
+    assert accounts["postexploit.lsass-access"] == "NT AUTHORITY\\SYSTEM"  # Sysmon's SourceUser
+    assert report_json(report)["findings"][0]["account"] is not None
+
+
+def test_web_requests_name_their_account() -> None:
+    from exhunt.checks.base import account_of
+    from exhunt.model import LogRecord, RecordKind
+
+    def log(**fields: str) -> LogRecord:
+        return LogRecord(RecordKind.IIS, "u_ex210303.log", 7, T0, fields)
+
+    assert account_of(log(**{"cs-username": "CORP\\eve", "c-ip": "192.0.2.9"})) == "CORP\\eve"
+    assert account_of(log(AuthenticatedUser="eve@corp.example")) == "eve@corp.example"
+    assert account_of(log(**{"cs-username": "-"})) is None
+    assert len(account_of(log(**{"cs-username": "x" * 100_000})) or "") == 256

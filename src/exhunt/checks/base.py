@@ -25,6 +25,7 @@ from exhunt.share.imported import LogIndicators
 
 _REGISTRY: dict[str, type[Check]] = {}
 MAX_EVIDENCE_CHARS = 2000
+MAX_ACCOUNT_CHARS = 256
 
 
 @dataclass(slots=True)
@@ -108,7 +109,25 @@ class Check(ABC):
             evidence=bound(evidence),
             client_ip=client_ip,
             webshell_path=webshell_path,
+            account=account_of(record) if record is not None else None,
         )
+
+
+# Where a record names who acted, in order: an event's subject (Security), Sysmon's user, the
+# web request's authenticated user (IIS, Exchange's HttpProxy).
+_ACCOUNT_FIELDS = (("Data.SubjectUserName", "Data.SubjectDomainName"), ("Data.User", ""),
+                   ("Data.SourceUser", ""), ("cs-username", ""), ("AuthenticatedUser", ""))
+
+
+def account_of(record: LogRecord) -> str | None:
+    """The account a record says acted (`CORP\\eve`, `eve@corp.example`), or None."""
+    for name, domain in _ACCOUNT_FIELDS:
+        value = record.get(name).strip()
+        if value and value != "-":
+            where = record.get(domain).strip() if domain else ""
+            account = f"{where}\\{value}" if where and where != "-" else value
+            return account[:MAX_ACCOUNT_CHARS]
+    return None
 
 
 def registered_checks() -> Iterator[type[Check]]:

@@ -24,6 +24,8 @@ EXPLOITATION_STAGES = frozenset(
 FIRST_EXPLOITATION_STAGES = frozenset({Stage.EXPLOIT, Stage.BACKDOOR, Stage.REENTRY})
 _LADDER = indicators("postexploit")["ladder"]
 _WORKERS = tuple(name.lower() for name in _LADDER["workers"])
+_UNTIED = frozenset(name.lower() for name in _LADDER["untied_accounts"])
+_UNTIED_PREFIXES = tuple(name.lower() for name in _LADDER["untied_account_prefixes"])
 WEB_SPAWN_CHECK = "postexploit.web-spawned-process"
 
 
@@ -39,7 +41,8 @@ def decide(report: HuntReport) -> None:
     2. When the hunt proves a compromise (Exchange broken, or a high-severity finding of its
        own), context findings rise to high.
     3. Post-exploitation evidence makes the verdict `reentered` only when it is tied to the
-       Exchange compromise: the same window, the same shell, the same worker process.
+       Exchange compromise: the same window, the same shell, the same worker process, or the
+       same account.
        Anything else goes to `host_activity`, with its own severity, and claims no stage.
     4. `first_exploitation` comes from Exchange evidence only.
     """
@@ -146,6 +149,8 @@ class Tie:
     end: datetime | None
     shells: frozenset[str]
     context_end: datetime | None = None
+    # Who acted in the Exchange evidence (bare names: `CORP\\eve` and `eve@corp` are `eve`).
+    accounts: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, exchange: list[Finding]) -> Tie:
@@ -157,10 +162,12 @@ class Tie:
         before = timedelta(hours=float(_LADDER["window_before_hours"]))
         after = timedelta(days=float(_LADDER["window_after_days"]))
         context_after = timedelta(hours=float(_LADDER["context_window_after_hours"]))
+        accounts = {bare_account(f.account) for f in exchange if f.account}
         return cls(min(times) - before if times else None,
                    max(times) + after if times else None,
                    frozenset(s for s in shells if s),
-                   max(times) + context_after if times else None)
+                   max(times) + context_after if times else None,
+                   frozenset(a for a in accounts if a))
 
     def why(self, finding: Finding, *, raised: bool = False) -> str:
         """Which tie holds ('' for none). A raised context finding (what administrators also
@@ -172,11 +179,24 @@ class Tie:
             return f"the same shell ({shell})"
         if finding.check == WEB_SPAWN_CHECK or any(w in text for w in _WORKERS):
             return "an Exchange worker process"
+        account = bare_account(finding.account or "")
+        if account and account in self.accounts:
+            return f"the same account ({finding.account})"
         end = self.context_end if raised else self.end
         if (finding.timestamp and self.start is not None and end is not None
                 and self.start <= _utc(finding.timestamp) <= end):
             return f"within the window of the Exchange evidence ({iso(self.start)} to {iso(end)})"
         return ""
+
+
+def bare_account(account: str) -> str:
+    """The user name alone, lower case ('' for an account that ties nothing: SYSTEM, a
+    machine account, a health mailbox; see `[ladder] untied_accounts`)."""
+    name = account.strip().rsplit("\\", 1)[-1].split("@", 1)[0].strip().lower()
+    if (not name or name == "-" or name.endswith("$") or name in _UNTIED
+            or name.startswith(_UNTIED_PREFIXES)):
+        return ""
+    return name
 
 
 def _basename(path: str) -> str:

@@ -65,6 +65,7 @@ def _finding(item: dict[str, Any]) -> Finding:
         evidence=_text(item.get("evidence")),
         client_ip=_optional(item.get("client_ip")),
         webshell_path=_optional(item.get("webshell_path")),
+        account=_optional(item.get("account")),
     )
 
 

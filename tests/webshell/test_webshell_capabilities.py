@@ -101,6 +101,30 @@ def test_web_method_arguments_are_input() -> None:
     assert "process" in traits.tainted
 
 
+def test_value_typed_web_method_arguments_carry_no_text() -> None:
+    """`int id` cannot name a path or hold a query: only text parameters are input."""
+    def page(parameter: str) -> str:
+        return ('<%@ WebService Language="C#" Class="S" %>\npublic class S : WebService {\n'
+                f'[WebMethod] public byte[] Get({parameter}) {{ string name = id.ToString() + '
+                '".png"; return System.IO.File.ReadAllBytes(name); }}')
+    assert "file_read_path" in read_page(page("string id").encode()).tainted
+    assert read_page(page("int id").encode()).tainted == ()
+
+
+def test_a_process_started_through_wmi() -> None:
+    """Win32_Process.Create through ManagementClass, its command line set by indexer."""
+    code = ('void Page_Load(object s, EventArgs e) { var line = Request.Form["q"];\n'
+            'var cls = new ManagementClass("Win32_Process");\n'
+            'var args = cls.GetMethodParameters("Create");\n'
+            'args["CommandLine"] = "cmd /c " + line;\n'
+            'cls.InvokeMethod("Create", args, null); }')
+    traits = read_page(cs(code).encode())
+    assert "process" in traits.capabilities and "process" in traits.tainted
+    assert score(cs(code)) >= 50
+    listing = cs('var q = new ManagementObjectSearcher("SELECT * FROM Win32_Process");')
+    assert "process" not in read_page(listing.encode()).capabilities  # reading is not starting
+
+
 def test_obfuscation_is_seen_and_undone() -> None:
     text, kinds = undo_obfuscation('eval(Request["\\x61\\x62\\x63\\x64"], "\\x75\\x6E\\x73\\x61"'
                                    ' + "\\x66\\x65")')

@@ -37,7 +37,14 @@ _MANGLED = re.compile(r"\b_0x[0-9a-f]{4,6}\b", re.IGNORECASE)
 # `var m = Request;`: the request under another name.
 _ALIAS = re.compile(r"^\s*((HttpContext\s*\.\s*Current|context|this)\s*\.\s*)?Request\s*$",
                     re.IGNORECASE)
-_ASSIGNED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\]|\))?\s*=(?!=)\s*([^;\n]{0,300})")
+# Parameter types whose values carry no text (C# keywords and their .NET names).
+_VALUE_TYPES = frozenset({"int", "long", "short", "byte", "sbyte", "uint", "ulong", "ushort",
+                          "bool", "decimal", "double", "float", "int16", "int32", "int64",
+                          "uint16", "uint32", "uint64", "boolean", "single", "guid",
+                          "datetime", "timespan"})
+# `x = ...`, and `args["CommandLine"] = ...` (an indexer set: WMI's method parameters).
+_ASSIGNED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[[^\]\n]{0,100}\]|\]|\))?\s*=(?!=)\s*"
+                       r"([^;\n]{0,300})")
 _WEB_METHOD = re.compile(r"\[\s*WebMethod[^\]]*\]\s*(?:public\s+)?(?:static\s+)?[\w.<>\[\]]+\s+\w+"
                          r"\s*\(([^)]{0,400})\)", re.IGNORECASE)
 _HANDLER_CODE = re.compile(r"IHttpHandler|ProcessRequest\s*\(|:\s*System\s*\.\s*Web\s*\.\s*Services"
@@ -200,8 +207,8 @@ def _input_sources(code: str, known: _Patterns,
     for method in _WEB_METHOD.finditer(code):
         for parameter in method.group(1).split(","):
             words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", parameter)
-            if words:
-                names.add(words[-1])
+            if words and words[0].lower() not in _VALUE_TYPES:
+                names.add(words[-1])  # `int id` carries no text: no path, no query, no code
     assignments = [(m.group(1), m.group(2)) for m in _ASSIGNED.finditer(code)][:2000]
     for _ in range(2):
         named = _names_pattern(names)

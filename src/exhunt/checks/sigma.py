@@ -458,6 +458,11 @@ def event_row(record: LogRecord) -> dict[str, str]:
         row.setdefault("Data", "\n".join(unnamed))
     pair = (record.get("Channel").lower(), record.get("EventID"))
     row[CATEGORY_COLUMN] = _CATEGORY_OF.get(pair, "")
+    text = row.get("Data") or record.get("Message")
+    if text and not any(key.startswith("Data.") for key in record.fields):
+        for key in (*row[CATEGORY_COLUMN].split("\n"), "|".join(pair)):
+            for name in _UNNAMED.get(key, ()):
+                row.setdefault(name, text)
     return row
 
 
@@ -470,6 +475,7 @@ def _categories_of() -> dict[tuple[str, str], str]:
 
 
 _CATEGORY_OF = _categories_of()
+_UNNAMED: dict[str, list[str]] = _SOURCES.get("unnamed", {})
 # Channels some log source reads: events of other channels never reach the table.
 _CHANNELS = frozenset(_SOURCES["services"].values()) | {c for c, _ in _CATEGORY_OF}
 

@@ -367,3 +367,26 @@ def test_exports_without_field_names_still_meet_the_command_rules(tmp_path: Path
     assert found["postexploit.command"].title == "LSASS memory dumped with comsvcs.dll MiniDump"
     assert "postexploit.download-cradle" in found
     assert found["postexploit.scheduled-task"].severity is Severity.MEDIUM
+
+
+def test_shipped_correlation_new_account_made_admin(tmp_path: Path) -> None:
+    """exhunt's own correlation rule: 4720 then 4732 for the same SID within the hour."""
+    sid = "S-1-5-21-1-2-3-1107"
+    made = checks(hunt_events(tmp_path / "a", {"Security.evtx": [
+        ev.account_created(T, "support01", sid),
+        ev.member_added(T + timedelta(minutes=3), sid)]}))
+    found = made["postexploit.new-account-made-admin"]
+    assert found.severity is Severity.INFO and found.context  # context until compromise shown
+    assert "temporal_ordered" in found.evidence and sid.lower() in found.evidence
+    # Its helper rules give no findings; the events keep their own checks.
+    assert not [c for c in made if c.startswith("exhunt.helper")]
+    assert {"postexploit.account-created", "postexploit.new-admin"} <= set(made)
+    for events in ([ev.account_created(T, "support01", sid),  # another account made admin
+                    ev.member_added(T + timedelta(minutes=3), "S-1-5-21-1-2-3-1108")],
+                   [ev.member_added(T, sid),  # the wrong order, then too late
+                    ev.account_created(T + timedelta(minutes=1), "support01", sid)],
+                   [ev.account_created(T, "support01", sid),
+                    ev.member_added(T + timedelta(hours=3), sid)]):
+        other = checks(hunt_events(tmp_path / str(len(events)) / str(id(events)),
+                                   {"Security.evtx": events}))
+        assert "postexploit.new-account-made-admin" not in other

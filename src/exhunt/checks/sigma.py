@@ -260,7 +260,11 @@ def _correlation_check(rule: SigmaCorrelationRule, backend: sqliteBackend,
     queries = backend.convert_correlation_rule(rule)  # type: ignore[no-untyped-call]
     if len(queries) != 1 or not isinstance(queries[0], str):
         raise ValueError("the rule did not become one query")
-    fields: dict[str, None] = dict.fromkeys(rule.group_by or ())
+    # Group-by names are columns, unless they are aliases (a name per counted rule's field).
+    aliases = {alias.alias: alias for alias in rule.aliases or ()}
+    fields: dict[str, None] = dict.fromkeys(f for f in rule.group_by or () if f not in aliases)
+    for alias in aliases.values():
+        fields.update(dict.fromkeys(alias.mapping.values()))
     channels: set[str] = set()
     for counted_rule in counted:
         assert isinstance(counted_rule, SigmaRule)

@@ -212,6 +212,9 @@ def test_findings_carry_the_account_the_event_names(tmp_path: Path) -> None:
     assert accounts["postexploit.new-admin"] == "CORP\\EX01$"  # the subject of 4732
     assert accounts["postexploit.lsass-access"] == "NT AUTHORITY\\SYSTEM"  # Sysmon's SourceUser
     assert report_json(report)["findings"][0]["account"] is not None
+    assert "by NT AUTHORITY\\SYSTEM" in report_text(report)
+    from exhunt.hunt.report import report_html
+    assert "<br>by CORP\\EX01$" in report_html(report)
 
 
 def test_web_requests_name_their_account() -> None:

@@ -185,7 +185,8 @@ def _finding_lines(report: HuntReport) -> list[str]:
         where = finding.artifact + (f":{finding.line}" if finding.line else "")
         lines.append(f"- [{weight}] {_when(finding.timestamp)} {finding.title}")
         lines.append(f"    check {finding.check} {' '.join(finding.cves)}")
-        lines.append(f"    in {_printable(where)}")
+        lines.append(f"    in {_printable(where)}"
+                     + (f" by {_printable(finding.account)}" if finding.account else ""))
         for text in finding.evidence.splitlines()[:12]:
             lines.append(f"    | {_printable(text)}")
     return lines

@@ -390,3 +390,11 @@ def test_shipped_correlation_new_account_made_admin(tmp_path: Path) -> None:
         other = checks(hunt_events(tmp_path / str(len(events)) / str(id(events)),
                                    {"Security.evtx": events}))
         assert "postexploit.new-account-made-admin" not in other
+
+
+def test_correlations_keep_only_the_events_they_count() -> None:
+    """The prefilter keeps what a correlation's rules must hold (4720, 4732), not every
+    Security event (a Security log is mostly logons)."""
+    rule = next(r for r in load_sigma().rules if r.name == "postexploit.new-account-made-admin")
+    assert rule.literals == ("4720", "4732")
+    assert "security" not in load_sigma().literals

@@ -282,8 +282,20 @@ def _correlation_check(rule: SigmaCorrelationRule, backend: sqliteBackend,
     return SigmaCheck(
         name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
         severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")], query=queries[0],
-        fields=tuple(fields), source=source, literals=(), channels=tuple(sorted(channels)),
-        correlation=True)
+        fields=tuple(fields), source=source, literals=_counted_literals(counted),
+        channels=tuple(sorted(channels)), correlation=True)
+
+
+def _counted_literals(counted: list[SigmaRule | SigmaCorrelationRule]) -> tuple[str, ...]:
+    """What every event a correlation counts holds: the union of its rules' literals, or ()
+    (all events of its channels) when one of them names none."""
+    found: set[str] = set()
+    for rule in counted:
+        literals = required_literals(rule) if isinstance(rule, SigmaRule) else None
+        if not literals:
+            return ()
+        found |= literals
+    return tuple(sorted(found))
 
 
 def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> list[SigmaCheck]:

@@ -207,14 +207,19 @@ detection: {sel: {Image: /bin/sh}, condition: sel}
 @settings(max_examples=60, deadline=None)
 @given(st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=200), max_size=12),
        st.sampled_from(["Security", "Microsoft-Windows-Sysmon/Operational", "System", "x"]),
-       st.sampled_from(["1", "10", "11", "4104", "4688", "7045", "junk"]))
+       st.sampled_from(["1", "10", "11", "4104", "4688", "4720", "4732", "7045", "junk"]),
+       st.lists(st.none() | st.datetimes(timezones=st.just(UTC)), min_size=1, max_size=3))
 def test_hostile_events_never_break_the_rules(fields: dict[str, str], channel: str,
-                                              event_id: str) -> None:
+                                              event_id: str, times: list[datetime | None]
+                                              ) -> None:
+    """Any values, any times (the correlations count by time), repeated: findings or none,
+    never an error."""
     data = {f"Data.{k}": v for k, v in fields.items()}
-    record = LogRecord(RecordKind.EVENT, "x.evtx", 1, None,
-                       {**data, "Channel": channel, "EventID": event_id})
     check = SigmaEvents(HuntContext())
-    assert list(check.feed(record)) == []
+    for when in times:
+        record = LogRecord(RecordKind.EVENT, "x.evtx", 1, when,
+                           {**data, "Channel": channel, "EventID": event_id})
+        assert list(check.feed(record)) == []
     for finding in check.finalize():
         assert finding.check.startswith("postexploit.")
     assert event_row(record)["exhunt_category"] is not None

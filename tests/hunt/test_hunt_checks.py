@@ -84,7 +84,8 @@ def test_findings_carry_the_contract_fields(judge: Judge, data: Path) -> None:
     for finding in found:
         data_ = finding.to_json()
         assert set(data_) == {"check", "title", "severity", "stage", "cves", "timestamp",
-                              "artifact", "line", "evidence", "client_ip", "webshell_path"}
+                              "artifact", "line", "evidence", "client_ip", "webshell_path",
+                              "account"}
         assert data_["severity"] in {s.label for s in Severity}
         assert data_["line"] and data_["line"] > 5  # after the header block
 

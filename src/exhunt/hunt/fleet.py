@@ -33,6 +33,7 @@ from exhunt.hunt.baseline import web_relative
 from exhunt.hunt.engine import forget_open_collections, hunt
 from exhunt.hunt.files import FileStageSettings
 from exhunt.hunt.verdict import EXPLOITATION_STAGES, counts
+from exhunt.hunt.waves import DISCLOSURE_WAVES, NOT_EXPLOITED, disclosure_wave, patch_day
 from exhunt.intel import indicators
 from exhunt.model import Finding, HuntReport, InputProblem, Verdict, iso
 
@@ -41,13 +42,6 @@ FleetProgress = Callable[[int, int], None]
 # What a fleet run must not swallow while it keeps going past broken copies.
 STOP = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
-# Source: Microsoft Security blog "HAFNIUM targeting Exchange Servers with 0-day exploits"
-# (2021-03-02) disclosed the flaws; Volexity saw exploitation from 2021-01-06 and ESET counted
-# more than ten groups exploiting after the disclosure. Before this instant: the first wave.
-FIRST_WAVE_END = datetime(2021, 3, 3, tzinfo=UTC)
-PRE_DISCLOSURE = "pre-disclosure"
-POST_DISCLOSURE = "post-disclosure"
-NOT_EXPLOITED = "not-exploited"
 
 # Stacking needs enough servers of one build to tell "rare" from "normal".
 STACK_MIN_SERVERS = 3
@@ -435,16 +429,6 @@ def reported_web_files(reports: Sequence[HuntReport]) -> dict[str, list[FileReco
 # --- The fleet summary --------------------------------------------------------------------------
 
 
-def wave(report: HuntReport) -> str:
-    """Before the disclosure (HAFNIUM's first wave) or after, by the first exploitation."""
-    if report.first_exploitation is None:
-        return NOT_EXPLOITED
-    when = report.first_exploitation
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return PRE_DISCLOSURE if when < FIRST_WAVE_END else POST_DISCLOSURE
-
-
 def campaigns(report: HuntReport) -> list[str]:
     """The indicator sets that matched: the families of the checks that showed exploitation."""
     return sorted({f.check.split(".", 1)[0] for f in report.findings
@@ -465,7 +449,7 @@ def _server_row(report: HuntReport) -> dict[str, Any]:
         "build": report.host.exchange_build,
         "verdict": report.verdict.label,
         "first_exploitation": iso(report.first_exploitation),
-        "wave": wave(report),
+        "wave": disclosure_wave(report),
         "campaigns": campaigns(report),
         "coverage": {"first": iso(first), "last": iso(last)},
         "errors": len(report.errors),
@@ -524,7 +508,7 @@ def fleet_summary(
             "servers": [reports[i].source for i in members],
             "indicators": [{"kind": ind.kind, "value": ind.value, "servers": len(servers)}
                            for ind, servers in sorted(links.items()) if set(servers) <= inside],
-            "waves": dict(Counter(wave(reports[i]) for i in members)),
+            "waves": dict(Counter(disclosure_wave(reports[i]) for i in members)),
             "first_exploitation": iso(min(
                 (when for i in members if (when := reports[i].first_exploitation) is not None),
                 default=None)),
@@ -536,9 +520,9 @@ def fleet_summary(
                      for v in Verdict},
         "unreadable": [r.source for r in reports if r.unreadable],
         "no_logs_read": [r.source for r in reports if not r.unreadable and not r.coverage],
-        "wave_boundary": iso(FIRST_WAVE_END),
+        "wave_boundary": iso(patch_day()),
         "waves": {w: sum(row["wave"] == w for row in rows)
-                  for w in (PRE_DISCLOSURE, POST_DISCLOSURE, NOT_EXPLOITED)},
+                  for w in DISCLOSURE_WAVES},
         "per_server": rows,
         "clusters": clusters,
         "unlinked_compromised": [row["source"] for row in rows if row["cluster"] is None

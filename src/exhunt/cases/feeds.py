@@ -31,6 +31,7 @@ from exhunt.cases.reports import (
     family_of,
     report_from_name,
 )
+from exhunt.model import HOST_STATE_OF_VERDICT
 from exhunt.readers.base import MAX_LINE_BYTES
 from exhunt.store.models import HostState
 
@@ -42,13 +43,7 @@ MAX_RAW_CHARS = 4000
 WEBSHELL_MARK = "webshell"
 CVE_MARK = "cve-"
 
-HUNT_VERDICTS: dict[str, HostState] = {
-    "clean": HostState.CLEAN,
-    "probed": HostState.CLEAN,  # attempts that failed: no compromise found
-    "exploited": HostState.EXPLOITED,
-    "backdoored": HostState.BACKDOOR,
-    "reentered": HostState.REENTERED,
-}
+HUNT_VERDICTS: dict[str, HostState] = {v.label: s for v, s in HOST_STATE_OF_VERDICT.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from exhunt.collect import Artifact, ArtifactKind, Collection, open_collection
 from exhunt.errors import InputError
+from exhunt.intel.builds import normalize_build
 from exhunt.model import InputProblem
 
 FORMAT_LINE = "# exhunt baseline v1: sha256,build,relative path"
@@ -139,14 +140,6 @@ class BaselineRow:
     sha256: str
     build: str
     path: str
-
-
-def normalize_build(version: str) -> str | None:
-    """`15.01.2176.002` (as logs write it) to `15.1.2176.2`."""
-    parts = version.strip().split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 6 for p in parts):
-        return None
-    return ".".join(str(int(p)) for p in parts)
 
 
 def build_baseline(source: str, build: str | None = None) -> tuple[list[BaselineRow], str,

@@ -24,26 +24,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Host states are a concept of every part (model.py); the store keeps their values.
+from exhunt.model import COMPROMISED as COMPROMISED
+from exhunt.model import RANK as RANK
+from exhunt.model import HostState as HostState
+
 
 def utcnow() -> datetime:
     """Now, as naive UTC (the form every column holds)."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-class HostState(StrEnum):
-    """What is known of one server, from least to most serious (see RANK)."""
-
-    CLEAN = "clean"
-    PATCHED = "patched"
-    EXPOSED = "exposed"
-    VULNERABLE = "vulnerable"
-    EXPLOITED = "exploited"
-    BACKDOOR = "backdoor"
-    REENTERED = "reentered"
-
-
-RANK: dict[HostState, int] = {state: rank for rank, state in enumerate(HostState)}
-COMPROMISED = frozenset({HostState.EXPLOITED, HostState.BACKDOOR, HostState.REENTERED})
 
 
 class MessageStatus(StrEnum):

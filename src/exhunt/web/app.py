@@ -14,21 +14,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exhunt.cases.feeds import HUNT_VERDICTS
 from exhunt.cases.ingest import Ingestor
+from exhunt.model import RANK, VERDICT_LABELS, Verdict
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Event, Host, utcnow
 from exhunt.web import queries
@@ -66,8 +74,17 @@ PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action '
 # an uploaded report: its own inline styles only; sandbox = unique origin, no scripts, no forms
 REPORT_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-Verdict = Literal["clean", "probed", "exploited", "backdoored", "reentered"]
-assert set(Verdict.__args__) == set(HUNT_VERDICTS)  # type: ignore[attr-defined]
+
+
+def _known_verdict(value: str) -> str:
+    if Verdict.from_label(value) is None:
+        raise ValueError(f"not a verdict; one of {', '.join(VERDICT_LABELS)}")
+    return value
+
+
+# The verdict names come from model.Verdict alone; the schema lists them for API users.
+VerdictName = Annotated[str, AfterValidator(_known_verdict),
+                        WithJsonSchema({"type": "string", "enum": list(VERDICT_LABELS)})]
 
 
 # keys that mark another kind of evidence: an `exhunt scan` line, a Shadowserver row, or an
@@ -110,7 +127,7 @@ class ReportUpload(BaseModel):
     model_config = ConfigDict(extra="allow")
     source: str = Field(max_length=4096)
     host: ReportHost
-    verdict: Verdict
+    verdict: VerdictName
     first_exploitation: str | None = Field(default=None, max_length=64)
     coverage: dict[str, Any] = Field(default_factory=dict, max_length=64)
     findings: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
@@ -860,8 +877,7 @@ def _page_routes(app: FastAPI, web: Web) -> None:
             except HTTPException as exc:
                 return refused(principal, str(exc.detail), exc.status_code)
             detail = queries.host_detail(session, host)
-        ranks = {s: i for i, s in enumerate(("clean", "patched", "exposed", "vulnerable",
-                                             "exploited", "backdoor", "reentered"))}
+        ranks = {state.value: rank for state, rank in RANK.items()}
         timeline = line_chart(
             "Observed state over time (0 clean … 6 re-entered)",
             [o["seen_at"][:10] for o in detail["observations"]],

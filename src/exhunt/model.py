@@ -258,6 +258,15 @@ class HuntReport:
     # with its own severity; it never moves the verdict (hunt/verdict.py).
     host_activity: list[Finding] = field(default_factory=list)
 
+    @classmethod
+    def from_json(cls, data: object, name: str = "hunt report") -> tuple[HuntReport,
+                                                                         list[InputProblem]]:
+        """The report a hunt JSON object describes, and what of it was left out; raises
+        contract.ContractError when it is none (exhunt/contract.py: bounded and lenient)."""
+        from exhunt.contract import report_from_json
+
+        return report_from_json(data, name)
+
     def to_json(self) -> dict[str, object]:
         return {
             "source": self.source,

@@ -22,21 +22,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
 )
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from exhunt import contract
 from exhunt.cases.ingest import Ingestor
-from exhunt.model import RANK, VERDICT_LABELS, Verdict
+from exhunt.contract import ContractError
+from exhunt.model import RANK, HuntReport
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Event, Host, utcnow
 from exhunt.web import queries
@@ -76,16 +72,6 @@ REPORT_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src d
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
-def _known_verdict(value: str) -> str:
-    if Verdict.from_label(value) is None:
-        raise ValueError(f"not a verdict; one of {', '.join(VERDICT_LABELS)}")
-    return value
-
-
-# The verdict names come from model.Verdict alone; the schema lists them for API users.
-VerdictName = Annotated[str, AfterValidator(_known_verdict),
-                        WithJsonSchema({"type": "string", "enum": list(VERDICT_LABELS)})]
-
 
 # keys that mark another kind of evidence: an `exhunt scan` line, a Shadowserver row, or an
 # address the uploader wants the report tied to; a hunt report never carries them
@@ -96,47 +82,14 @@ OTHER_EVIDENCE_KEYS = frozenset({
 MAX_EXTRA_KEYS = 32  # the hunt adds keys over time (attackers, next_steps, waves, ...)
 
 
-def _no_other_evidence(value: Any) -> Any:
+def _no_other_evidence(value: Any, where: str) -> None:
     if isinstance(value, dict):
         other = sorted(OTHER_EVIDENCE_KEYS & set(value))
         if other:
-            raise ValueError(f"carries {', '.join(other)}, which a hunt report never has "
-                             "(a scan line or feed row is not a hunt report)")
+            raise ContractError(f"{where}carries {', '.join(other)}, which a hunt report never "
+                                "has (a scan line or feed row is not a hunt report)")
         if len(value) > MAX_EXTRA_KEYS + 8:
-            raise ValueError(f"more than {MAX_EXTRA_KEYS + 8} keys")
-    return value
-
-
-class ReportHost(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str | None = Field(default=None, max_length=255)
-    exchange_build: str | None = Field(default=None, max_length=64)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_hunt_keys(cls, value: Any) -> Any:
-        return _no_other_evidence(value)
-
-
-class ReportUpload(BaseModel):
-    """One `exhunt hunt --format json` report: the keys the hunt writes (HuntReport.to_json
-    and what report_json adds), kept as they came. A key of another kind of evidence (a scan's
-    `ip` or `target`, a feed's columns) is refused, so no upload is taken for something else;
-    the host it is about never comes from the report."""
-
-    model_config = ConfigDict(extra="allow")
-    source: str = Field(max_length=4096)
-    host: ReportHost
-    verdict: VerdictName
-    first_exploitation: str | None = Field(default=None, max_length=64)
-    coverage: dict[str, Any] = Field(default_factory=dict, max_length=64)
-    findings: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
-    errors: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_FINDINGS)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_hunt_keys(cls, value: Any) -> Any:
-        return _no_other_evidence(value)
+            raise ContractError(f"{where}has more than {MAX_EXTRA_KEYS + 8} keys")
 
 
 class UploadResult(BaseModel):
@@ -402,7 +355,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_report(data: bytes) -> tuple[ReportUpload, dict[str, Any]]:
+def parse_report(data: bytes) -> tuple[HuntReport, dict[str, Any]]:
     """The upload as one hunt report (checked) and the document it was parsed from; parsed
     once, here. Anything else is refused with a plain reason."""
     if data.startswith(b"\x1f\x8b"):
@@ -420,18 +373,19 @@ def parse_report(data: bytes) -> tuple[ReportUpload, dict[str, Any]]:
         raise HTTPException(422, "a hunt report is one JSON object, not a list or a value; "
                                  "upload one report per host")
     try:
-        return ReportUpload.model_validate(document), document
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in exc.errors()[:5])
-        raise HTTPException(422, f"not an exhunt hunt report: {problems}") from exc
+        _no_other_evidence(document, "")
+        _no_other_evidence(document.get("host"), "host ")
+        report, _ = HuntReport.from_json(document, "upload")
+    except ContractError as exc:
+        raise HTTPException(422, f"not an exhunt hunt report: {exc}") from exc
+    return report, document
 
 
 def _names(host: Host) -> set[str]:
     return {n.lower() for n in (host.hostname, host.servername) if n}
 
 
-def choose_host(session: Session, case: Case, report: ReportUpload, host_ip: str | None) -> str:
+def choose_host(session: Session, case: Case, report: HuntReport, host_ip: str | None) -> str:
     """The case's host the report is about: the address given, else the one whose name the
     report carries, else the case's only host. Never a host of another case: a report whose
     host name is known only for another case's host is refused."""
@@ -488,42 +442,23 @@ def accept_report(web: Web, principal: Principal, reference: str, data: bytes,
     if result.rejected:
         raise HTTPException(422, "the report could not be used; see the rejects list")
     with web.store.transaction() as session:
-        stored = WebReport(case_id=case_id, host_ip=ip, verdict=report.verdict, body=data,
+        stored = WebReport(case_id=case_id, host_ip=ip, verdict=report.verdict.label, body=data,
                            uploaded_by=principal.kind, received_at=utcnow())
         session.add(stored)
         session.add(Event(case_id=case_id, kind="report-received", at=utcnow(),
                           detail=f"hunt report for {ip} uploaded by the {principal.kind}: "
-                                 f"verdict {report.verdict} ({result.status})"))
+                                 f"verdict {report.verdict.label} ({result.status})"))
         session.flush()
         report_id = stored.id
     with web.store.session() as session:
         case = _case(session, reference)
         state = session.scalar(select(Host.state).where(Host.ip == ip))
-        return UploadResult(case=reference, host=ip, verdict=report.verdict,
+        return UploadResult(case=reference, host=ip, verdict=report.verdict.label,
                             ingest=result.status, host_state=state, case_status=case.status,
                             report_id=report_id)
 
 
 # --- JSON API -------------------------------------------------------------------------------
-
-
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic JSON schema with its `$defs` put in place, for an OpenAPI request body
-    (where `#/$defs/...` would point nowhere)."""
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    result: dict[str, Any] = inline(schema)
-    return result
 
 
 def _api_routes(app: FastAPI, web: Web) -> None:
@@ -598,8 +533,7 @@ def _api_routes(app: FastAPI, web: Web) -> None:
             principal = require(who(request, session))
             return queries.host_detail(session, _host(session, principal, ip))
 
-    upload_schema = _inline_refs(ReportUpload.model_json_schema())
-    upload_schema.pop("title", None)
+    upload_schema = contract.JSON_SCHEMA
 
     @app.post("/api/reports", tags=["api"], response_model=UploadResult,
               openapi_extra={"requestBody": {"required": True, "content": {

@@ -29,6 +29,8 @@ from exhunt.collect.iisconfig import (
     virtual_directories,
 )
 from exhunt.model import InputProblem
+from exhunt.readers.sniff import SNIFF_BYTES as SNIFF_BYTES
+from exhunt.readers.sniff import is_event_export as is_event_export
 
 # A folder deeper than this is not walked (a 10,000-deep chain is an attack, not a server).
 MAX_DEPTH = 100
@@ -38,7 +40,6 @@ MAX_ENTRIES = 3_000_000
 MAX_ZONE_FILES = 20_000
 # Files whose first bytes are read to recognise event-log exports, and the bytes read.
 MAX_SNIFFED = 2_000
-SNIFF_BYTES = 4096
 # Candidates for that sniffing kept in memory (the rest are only counted).
 MAX_SNIFF_CANDIDATES = 20_000
 # Problems of one topic named one by one; beyond this they are only counted.
@@ -308,39 +309,6 @@ def classify(
     if not low:
         return None
     return classify_name(folder_rules(low[:-1], is_drive_root, start), low[-1])
-
-
-def is_event_export(head: bytes) -> bool:
-    """Whether a file's first bytes look like a wevtutil XML or a Get-WinEvent JSON export."""
-    text = _decode_head(head).lstrip()
-    if "schemas.microsoft.com/win/2004/08/events/event" in text:
-        return re.search(
-            r"<Event\s+xmlns=[\"']http://schemas\.microsoft\.com/win/2004/08/events/event[\"']",
-            text,
-        ) is not None
-    if not text.startswith(("[", "{")):
-        return False
-    keys = {k for k in _JSON_EVENT_KEYS if f'"{k}"' in text}
-    if len(keys) >= 2:
-        return True
-    # ConvertTo-Json writes "Message" first; a long message can fill the whole head.
-    return len(head) >= SNIFF_BYTES and _MESSAGE_FIRST.match(text) is not None
-
-
-_MESSAGE_FIRST = re.compile(r'\[?\s*\{\s*"Message"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
-
-
-_JSON_EVENT_KEYS = (
-    "ProviderName", "LogName", "TimeCreated", "RecordId", "MachineName", "LevelDisplayName",
-)
-
-
-def _decode_head(head: bytes) -> str:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return head.decode("utf-16", errors="replace")
-    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] != 0:
-        return head.decode("utf-16-le", errors="replace")  # UTF-16 written without a BOM
-    return head.decode("utf-8-sig", errors="replace")
 
 
 # -- the walk --------------------------------------------------------------------------

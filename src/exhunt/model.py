@@ -41,6 +41,47 @@ class Verdict(IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
+    @classmethod
+    def from_label(cls, label: object) -> Verdict | None:
+        """The verdict a report names (`backdoored`), or None for anything else."""
+        if not isinstance(label, str) or not label.islower():
+            return None
+        return cls.__members__.get(label.upper())
+
+
+VERDICT_LABELS = tuple(v.label for v in Verdict)
+
+
+class HostState(StrEnum):
+    """What the coordinator knows of one server, from least to most serious (see RANK).
+
+    A host state is stored (the `hosts.state` column) and fed by every source, not only hunts;
+    a verdict is what one hunt concluded. Where a hunt feeds the store, HOST_STATE_OF_VERDICT
+    maps one onto the other: the names differ on purpose where the meaning differs (a probed
+    server is a clean host; `backdoored` is stored as `backdoor`, a back door seen, which a
+    Shadowserver webshell tag also reports without any hunt).
+    """
+
+    CLEAN = "clean"
+    PATCHED = "patched"
+    EXPOSED = "exposed"
+    VULNERABLE = "vulnerable"
+    EXPLOITED = "exploited"
+    BACKDOOR = "backdoor"
+    REENTERED = "reentered"
+
+
+RANK: dict[HostState, int] = {state: rank for rank, state in enumerate(HostState)}
+COMPROMISED = frozenset({HostState.EXPLOITED, HostState.BACKDOOR, HostState.REENTERED})
+
+HOST_STATE_OF_VERDICT: dict[Verdict, HostState] = {
+    Verdict.CLEAN: HostState.CLEAN,
+    Verdict.PROBED: HostState.CLEAN,  # attempts that failed: no compromise found
+    Verdict.EXPLOITED: HostState.EXPLOITED,
+    Verdict.BACKDOORED: HostState.BACKDOOR,
+    Verdict.REENTERED: HostState.REENTERED,
+}
+
 
 class RecordKind(StrEnum):
     """What a record was read from; checks name the kinds they read."""
@@ -220,6 +261,15 @@ class HuntReport:
     # Post-exploitation evidence not tied to an Exchange compromise: reported on its own,
     # with its own severity; it never moves the verdict (hunt/verdict.py).
     host_activity: list[Finding] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: object, name: str = "hunt report") -> tuple[HuntReport,
+                                                                         list[InputProblem]]:
+        """The report a hunt JSON object describes, and what of it was left out; raises
+        contract.ContractError when it is none (exhunt/contract.py: bounded and lenient)."""
+        from exhunt.contract import report_from_json
+
+        return report_from_json(data, name)
 
     def to_json(self) -> dict[str, object]:
         return {

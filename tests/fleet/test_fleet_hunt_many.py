@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exhunt.hunt import fleet
+from exhunt.hunt import fleet_work
 from exhunt.hunt.fleet import hunt_many
 from exhunt.hunt.fleet_dask import local_cluster
 from exhunt.model import HuntReport, Verdict
@@ -64,14 +64,14 @@ def test_a_copy_that_kills_its_worker_is_named_and_the_others_survive(
     lab_copies: list[LabCopy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     killer = str(lab_copies[2][0])
-    real_hunt = fleet.hunt  # type: ignore[attr-defined]
+    real_hunt = fleet_work.hunt
 
     def hunt_or_die(source: str, **options: Any) -> HuntReport:
         if source == killer:
             os._exit(9)  # as the out-of-memory killer would end it
         return real_hunt(source, **options)
 
-    monkeypatch.setattr(fleet, "hunt", hunt_or_die)  # forked workers inherit the patch
+    monkeypatch.setattr(fleet_work, "hunt", hunt_or_die)  # forked workers inherit the patch
     todo = [str(c[0]) for c in lab_copies]
     reports = hunt_many(todo, workers=2)
     assert [r.source for r in reports] == todo
@@ -139,7 +139,7 @@ def test_extra_rules_reach_every_hunt_locally_and_on_dask(
 
 
 def test_the_progress_bar_is_quiet_when_piped() -> None:
-    from exhunt.hunt.fleet import server_progress
+    from exhunt.terminal import server_progress
 
     with server_progress() as progress:  # pytest captures stderr: not a terminal
         assert progress is None
@@ -150,7 +150,7 @@ def test_the_progress_bar_counts_servers_on_a_terminal(lab_copies: list[LabCopy]
 
     from rich.console import Console
 
-    from exhunt.hunt.fleet import server_progress
+    from exhunt.terminal import server_progress
 
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=100)

@@ -108,7 +108,7 @@ def build_world(url: str) -> World:
 
 def hunt_report(verdict: str = "clean", name: str = "mail.a.example",
                 title: str = "nothing found") -> bytes:
-    """A report in the shape of `exhunt hunt --format json` (DESIGN.md)."""
+    """A report in the shape of `exhunt hunt --format json` (docs/contracts.md)."""
     return orjson.dumps({
         "source": "C:/triage/mail-a.zip",
         "host": {"name": name, "exchange_build": "15.1.2507.6"},
@@ -117,7 +117,7 @@ def hunt_report(verdict: str = "clean", name: str = "mail.a.example",
         "coverage": {"iis": {"first": "2026-11-20T00:00:00Z", "last": "2026-11-29T00:00:00Z",
                              "records": 1000}},
         "findings": [{"check": "webshell", "title": title, "severity": "high",
-                      "stage": "persistence", "detail": f"detail {SCRIPT}"}],
+                      "stage": "backdoor", "detail": f"detail {SCRIPT}"}],
         "errors": [],
     })
 

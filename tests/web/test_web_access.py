@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 
 from exhunt_webworld import SCRIPT, World, build_world, hunt_report, login_coordinator
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from starlette.routing import BaseRoute
 
 from exhunt.store.db import Store
 from exhunt.web.app import create_app
@@ -60,8 +62,18 @@ def _request(client: TestClient, method: str, path: str, csrf: str) -> int:
     return client.post(path, data={"csrf": csrf}, follow_redirects=False).status_code
 
 
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """Every route, also those of the routers the app includes (no prefix is used)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)  # FastAPI >= 0.16x nests routers
+        if inner is not None:
+            yield from _api_routes(inner.routes)
+
+
 def test_matrix_covers_every_route(app: FastAPI) -> None:
-    routes = {(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in r.methods}
+    routes = {(m, r.path) for r in _api_routes(app.routes) for m in r.methods}
     routes |= {("GET", "/api/openapi.json")}
     covered = {(m, re.sub(r"\{(case_a|host_a|report_a)\}", lambda x: {
         "case_a": "{reference}", "host_a": "{ip}", "report_a": "{report_id}"}[x.group(1)],

@@ -30,7 +30,7 @@ def _port_closed(port: int) -> bool:
 
 def test_ctrl_c_while_the_world_is_built_stops_every_part(tmp_path: Path) -> None:
     port = _free_port()
-    code = (f"from exhunt.web.demo import run_demo; run_demo(port={port}, servers=120, "
+    code = (f"from exhunt.demo import run_demo; run_demo(port={port}, servers=120, "
             "feed_servers=200, days=10, compromised=3)")
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(tmp_path)})
@@ -53,7 +53,7 @@ def test_ctrl_c_while_the_world_is_built_stops_every_part(tmp_path: Path) -> Non
 
 def test_demo_serves_the_dashboard_and_stops_on_ctrl_c() -> None:
     port = _free_port()
-    code = f"from exhunt.web.demo import run_demo; run_demo(port={port}, {SMALL})"
+    code = f"from exhunt.demo import run_demo; run_demo(port={port}, {SMALL})"
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None

@@ -31,6 +31,8 @@ from exhunt.cases.reports import (
     family_of,
     report_from_name,
 )
+from exhunt.contract import ContractError
+from exhunt.model import HOST_STATE_OF_VERDICT, HuntReport
 from exhunt.readers.base import MAX_LINE_BYTES
 from exhunt.store.models import HostState
 
@@ -42,13 +44,7 @@ MAX_RAW_CHARS = 4000
 WEBSHELL_MARK = "webshell"
 CVE_MARK = "cve-"
 
-HUNT_VERDICTS: dict[str, HostState] = {
-    "clean": HostState.CLEAN,
-    "probed": HostState.CLEAN,  # attempts that failed: no compromise found
-    "exploited": HostState.EXPLOITED,
-    "backdoored": HostState.BACKDOOR,
-    "reentered": HostState.REENTERED,
-}
+HUNT_VERDICTS: dict[str, HostState] = {v.label: s for v, s in HOST_STATE_OF_VERDICT.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,15 +447,13 @@ def _hunt_row(
     report: object, name: str, index: int, host_ip: str | None, received: datetime | None
 ) -> Row:
     raw = clean_text(orjson.dumps(report)[:MAX_RAW_CHARS].decode("utf-8", "replace"))
-    if not isinstance(report, dict):
-        return RowProblem(name, index, "hunt report is not a JSON object", raw)
-    verdict = report.get("verdict")
-    state = HUNT_VERDICTS.get(verdict) if isinstance(verdict, str) else None
-    if state is None:
-        return RowProblem(name, index, f"unknown verdict {clean_text(repr(verdict), 80)}", raw)
-    host = report.get("host") if isinstance(report.get("host"), dict) else {}
-    assert isinstance(host, dict)
-    hostname = optional_text(host.get("name"))
+    try:  # the hunt-JSON contract, read by one model (exhunt/contract.py)
+        parsed, _ = HuntReport.from_json(report, name)
+    except ContractError as exc:
+        return RowProblem(name, index, clean_text(str(exc), 300), raw)
+    assert isinstance(report, dict)
+    verdict, state = parsed.verdict.label, HOST_STATE_OF_VERDICT[parsed.verdict]
+    hostname = optional_text(parsed.host.name)
     ip: str | None = None
     given = host_ip or report.get("ip")
     if given is not None:
@@ -475,10 +469,10 @@ def _hunt_row(
         ip=ip,
         seen_at=seen_at,
         state=state,
-        evidence=_hunt_evidence(report, verdict if isinstance(verdict, str) else ""),
+        evidence=_hunt_evidence(report, verdict),
         line=index,
         hostname=hostname,
-        build=optional_text(host.get("exchange_build")),
+        build=optional_text(parsed.host.exchange_build),
     )
 
 

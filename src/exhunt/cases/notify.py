@@ -24,7 +24,6 @@ import contextlib
 import csv
 import email.policy
 import io
-import json
 import mailbox
 import re
 import smtplib
@@ -41,7 +40,6 @@ from email.mime.text import MIMEText
 from email.parser import BytesParser
 from email.utils import formatdate
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +51,7 @@ from exhunt.cases.handover import HandoverJournal, claim_token
 from exhunt.cases.tracking import RESOLVED_STATES
 from exhunt.errors import UsageError
 from exhunt.intel.builds import explain
+from exhunt.intel.guidance import notice_guidance
 from exhunt.store.db import Store
 from exhunt.store.models import (
     COMPROMISED,
@@ -146,9 +145,7 @@ class Guidance:
 
 
 def _guidance_data() -> dict[str, Any]:
-    text = (resources.files("exhunt.cases") / "data" / "guidance.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return notice_guidance()  # data shared with the hunt report (intel/data/guidance.toml)
 
 
 @dataclass(frozen=True)

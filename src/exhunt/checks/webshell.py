@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 from exhunt.checks.base import Check, HuntContext
 from exhunt.checks.iis import Request, request_of
-from exhunt.hunt.baseline import web_relative
+from exhunt.collect import web_relative
 from exhunt.intel import indicators
 from exhunt.model import FileFacts, Finding, LogRecord, PageTraits, RecordKind, Severity, Stage
 

@@ -22,6 +22,7 @@ from exhunt.collect.base import (
 )
 from exhunt.collect.directory import DirectoryCollection
 from exhunt.collect.source import open_collection
+from exhunt.collect.webpaths import web_relative
 from exhunt.collect.ziparchive import ZipCollection, ZipLimits
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "ZipLimits",
     "open_collection",
     "printable_path",
+    "web_relative",
 ]

@@ -5,15 +5,13 @@ folders that identify each artifact (`Logging/HttpProxy`, `inetpub/wwwroot`, `W3
 wherever they are, so a live install root, a plain copy of `C:\\`, KAPE and Velociraptor
 output, one or two folders down, all work.
 
-Names are matched by their *logical* form: each raw name is percent-decoded (Velociraptor
-writes `C%3A` and `%5C%5C.%5CC%3A`), split on backslashes (zips made on Windows, flattened
-names) and case-folded (Windows paths are case-insensitive). Artifact paths keep raw names.
+What each file is, by its logical path, is decided by collect/rules.py; here is the walk
+(the tree, its bounds and problems, IIS virtual directories). Artifact paths keep raw names.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -28,7 +26,28 @@ from exhunt.collect.iisconfig import (
     quoted,
     virtual_directories,
 )
+from exhunt.collect.rules import (
+    DRIVE,
+    EXCHANGE_LOGGING,
+    IIS_CONFIG_FOLDER,
+    KEEP_SYSTEM32,
+    PRUNE_ANYWHERE,
+    PRUNE_UNDER_PROGRAMDATA,
+    PRUNE_UNDER_WINDOWS,
+    PSREADLINE,
+    STRONG_DRIVE_MARKERS,
+    WINDOWS_JUNCTIONS,
+    FolderRules,
+    Match,
+    classify,
+    classify_name,
+    folder_rules,
+    logical_pieces,
+    web_folder,
+)
 from exhunt.model import InputProblem
+from exhunt.readers.sniff import SNIFF_BYTES as SNIFF_BYTES
+from exhunt.readers.sniff import is_event_export as is_event_export
 
 # A folder deeper than this is not walked (a 10,000-deep chain is an attack, not a server).
 MAX_DEPTH = 100
@@ -38,7 +57,6 @@ MAX_ENTRIES = 3_000_000
 MAX_ZONE_FILES = 20_000
 # Files whose first bytes are read to recognise event-log exports, and the bytes read.
 MAX_SNIFFED = 2_000
-SNIFF_BYTES = 4096
 # Candidates for that sniffing kept in memory (the rest are only counted).
 MAX_SNIFF_CANDIDATES = 20_000
 # Problems of one topic named one by one; beyond this they are only counted.
@@ -94,253 +112,6 @@ class ProblemLog:
             if hidden > 0:
                 self._sink.append(InputProblem(where, f"{hidden} more not named: {topic}"))
         self._counts.clear()
-
-
-# -- logical names ---------------------------------------------------------------------
-
-_SEPARATORS = re.compile(r"[\\/]")
-
-
-def logical_pieces(raw: str) -> list[str]:
-    """The logical names one raw name stands for (decoded, split, without '.', '..')."""
-    text = unquote(raw, errors="replace") if "%" in raw else raw
-    return [p for p in _SEPARATORS.split(text) if p not in ("", ".", "..")]
-
-
-_DRIVE = re.compile(r"[a-z]:")
-_W3SVC = re.compile(r"w3svc\d+")
-_LOG_NAME = re.compile(r".*\.log(\.gz)?")
-# A folder holding one of these (as folders) is the root of a drive copy.
-_STRONG_DRIVE_MARKERS = frozenset(
-    {"programdata", "inetpub", "program files", "program files (x86)"}
-)
-# Logging sub-folders that identify an Exchange install and are worth walking.
-_EXCHANGE_LOGGING = frozenset({"httpproxy", "ecp", "oabgeneratorlog", "cmdletinfra"})
-_SNIFF_SUFFIXES = (".xml", ".json", ".txt")
-# Compatibility junctions every Windows drive has (they show as symlinks on a mounted
-# copy): never followed, like every link, but not worth a problem line each.
-_WINDOWS_JUNCTIONS = frozenset({
-    "documents and settings", "all users", "default user", "application data",
-    "local settings", "my documents", "nethood", "printhood", "recent", "sendto",
-    "start menu", "templates", "cookies", "my music", "my pictures", "my videos",
-})
-
-# Heavy trees pruned from the walk because no artifact kind lives there, so a walk of a
-# live drive stays fast: the component store, installer caches, other Windows internals.
-_PRUNE_UNDER_WINDOWS = frozenset({
-    "winsxs", "installer", "servicing", "softwaredistribution", "assembly", "syswow64",
-    "systemapps", "fonts", "inf", "winstore", "immersivecontrolpanel",
-})
-# Only these System32 folders hold artifacts: event logs, IIS 6 era W3SVC logs.
-_KEEP_SYSTEM32 = frozenset({"winevt", "logfiles"})
-# ... and IIS's configuration, which names every folder a site serves (the folder only,
-# not inetsrv's binaries nor config/schema). Source: "Introduction to ApplicationHost.config",
-# learn.microsoft.com/iis/get-started/planning-your-iis-architecture/
-_IIS_CONFIG_FOLDER = ("system32", "inetsrv", "config")
-_IIS_CONFIG_NAME = "applicationhost.config"
-# Anywhere: deleted files and shadow-copy metadata are not part of this hunt.
-_PRUNE_ANYWHERE = frozenset({"$recycle.bin", "system volume information"})
-# Under Users/<name>/AppData only the PowerShell history is walked.
-_PSREADLINE = ("roaming", "microsoft", "windows", "powershell", "psreadline")
-# Vendor trees inside ProgramData that are huge and hold nothing a responder needs here.
-_PRUNE_UNDER_PROGRAMDATA = frozenset({
-    ("package cache",),
-    ("microsoft", "windows defender", "definition updates"),
-    ("microsoft", "windows defender", "scans"),
-    ("microsoft", "search"),
-    ("microsoft", "diagnosis"),
-})
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """What a path is, and the anchors it was recognised by (as logical lengths)."""
-
-    kind: ArtifactKind
-    root_len: int | None = None      # logical prefix that is the Exchange install
-    protocol_at: int | None = None   # logical index of the HttpProxy protocol folder
-    needs_root: bool = False         # counts only when root_len is a known Exchange root
-    zone_len: int | None = None      # logical prefix of the post-exploitation zone
-    sniff: bool = False              # may be an event-log export: look at its first bytes
-    iis_config: bool = False         # IIS's applicationHost.config: its vdirs are walked
-
-
-def _find(low: tuple[str, ...], *names: str, start: int = 0, stop: int | None = None) -> int:
-    """Index where `names` occur consecutively in low[start:stop], or -1."""
-    end = len(low) if stop is None else stop
-    width = len(names)
-    for i in range(start, end - width + 1):
-        if low[i : i + width] == names:
-            return i
-    return -1
-
-
-@dataclass(frozen=True, slots=True)
-class FolderRules:
-    """What the files of one folder can be: decided once per folder, not once per file."""
-
-    exchange: Match | None = None   # the Exchange log family this folder holds
-    log_names_only: bool = False    # HttpProxy: only *.log and *.log.gz count
-    iis: bool = False               # a W3SVC<n> folder
-    web: Match | None = None        # under a web root
-    zone: int | None = None         # under a post-exploitation zone
-    sniff_ok: bool = False          # event-log exports looked for here
-    iis_config: bool = False        # System32/inetsrv/config
-
-
-def _exchange_folder(folder: tuple[str, ...]) -> tuple[Match | None, bool]:
-    for i in range(len(folder) - 1, -1, -1):
-        if folder[i] != "logging":
-            continue
-        tail = folder[i + 1 :]
-        if len(tail) == 2 and tail[0] == "httpproxy":
-            return Match(ArtifactKind.HTTPPROXY_LOG, root_len=i, protocol_at=i + 2), True
-        if tail == ("ecp", "server"):
-            return Match(ArtifactKind.ECP_SERVER_LOG, root_len=i), False
-        if tail[:1] == ("oabgeneratorlog",):
-            return Match(ArtifactKind.OAB_GENERATOR_LOG, root_len=i), False
-        if len(tail) == 3 and tail[:2] == ("cmdletinfra", "powershell-proxy"):
-            if tail[2] == "http":
-                return Match(ArtifactKind.RPS_HTTP_LOG, root_len=i), False
-            if tail[2] == "cmdlet":
-                return Match(ArtifactKind.RPS_CMDLET_LOG, root_len=i), False
-    return None, False
-
-
-def _iis_folder(folder: tuple[str, ...]) -> bool:
-    if not folder:
-        return False
-    last = folder[-1]
-    if _W3SVC.fullmatch(last):
-        return True
-    return last.startswith("w3svc") and len(folder) >= 2 and folder[-2] == "logfiles"
-
-
-def _web_folder(folder: tuple[str, ...]) -> Match | None:
-    if _find(folder, "inetpub", "wwwroot") >= 0:
-        return Match(ArtifactKind.WEB_FILE)
-    at = _find(folder, "frontend", "httpproxy")
-    if at >= 0:
-        return Match(ArtifactKind.WEB_FILE, root_len=at)
-    at = _find(folder, "microsoft.net")
-    if (
-        at >= 0
-        and at + 3 < len(folder)
-        and folder[at + 1].startswith("framework")
-        and folder[at + 3] == "temporary asp.net files"
-    ):
-        return Match(ArtifactKind.WEB_FILE)
-    at = _find(folder, "clientaccess")
-    if at >= 0:
-        return Match(ArtifactKind.WEB_FILE, root_len=at, needs_root=True)
-    return None
-
-
-def zone_of(
-    low: tuple[str, ...], is_drive_root: Callable[[tuple[str, ...]], bool], start: int = 0
-) -> int | None:
-    """Length of the post-exploitation zone prefix holding this path (or None).
-
-    `start`: zones begin inside the collection, never in the names above its root, so a
-    copy kept under a folder named ProgramData is not capped as one zone.
-    """
-    at = _find(low, "programdata", start=start)
-    if at >= 0:
-        return at + 1
-    at = _find(low, "windows", "temp", start=start)
-    if at >= 0:
-        return at + 2
-    for i in range(start, len(low)):
-        if low[i] == "root" and is_drive_root(low[:i]):
-            return i + 1
-    at = _find(low, "users", start=start)
-    if at >= 0 and low[at + 2 : at + 3] == ("appdata",) and low[at + 3 : at + 8] == _PSREADLINE:
-        return at + 8
-    return None
-
-
-def folder_rules(
-    folder: tuple[str, ...], is_drive_root: Callable[[tuple[str, ...]], bool], start: int = 0
-) -> FolderRules:
-    """The rules for files directly in this folder (logical, case-folded names).
-
-    `start`: how many of the names lie above the collection root (see zone_of).
-    """
-    exchange, log_only = _exchange_folder(folder)
-    return FolderRules(
-        exchange=exchange,
-        log_names_only=log_only,
-        iis=_iis_folder(folder),
-        web=_web_folder(folder),
-        zone=zone_of(folder, is_drive_root, start),
-        sniff_ok=not any(p == "windows" or p.startswith("program files") for p in folder),
-        iis_config=folder[-3:] == _IIS_CONFIG_FOLDER,
-    )
-
-
-def classify_name(rules: FolderRules, name: str) -> Match | None:
-    """What a file of this (case-folded) name is, in a folder with these rules."""
-    if rules.iis_config and name == _IIS_CONFIG_NAME:
-        return Match(ArtifactKind.WEB_FILE, iis_config=True)
-    if rules.exchange is not None and (not rules.log_names_only or _LOG_NAME.fullmatch(name)):
-        return rules.exchange
-    if rules.iis and (_LOG_NAME.fullmatch(name) or name.endswith(".gz")):
-        return Match(ArtifactKind.IIS_LOG)  # W3SVC folders hold logs only: any .gz rotation
-    if name.endswith(".evtx"):
-        return Match(ArtifactKind.EVTX)
-    web = rules.web
-    if web is not None and not web.needs_root:
-        return web
-    sniff = name.endswith(_SNIFF_SUFFIXES)
-    if rules.zone is not None:
-        return Match(ArtifactKind.OTHER_FILE, zone_len=rules.zone, sniff=sniff)
-    if web is not None:  # ClientAccess: decided once the Exchange roots are known
-        return web
-    if sniff and rules.sniff_ok:
-        return Match(ArtifactKind.EVENT_EXPORT, sniff=True)
-    return None
-
-
-def classify(
-    low: tuple[str, ...], is_drive_root: Callable[[tuple[str, ...]], bool], start: int = 0
-) -> Match | None:
-    """What the file at this logical path is, or None when it is no artifact."""
-    if not low:
-        return None
-    return classify_name(folder_rules(low[:-1], is_drive_root, start), low[-1])
-
-
-def is_event_export(head: bytes) -> bool:
-    """Whether a file's first bytes look like a wevtutil XML or a Get-WinEvent JSON export."""
-    text = _decode_head(head).lstrip()
-    if "schemas.microsoft.com/win/2004/08/events/event" in text:
-        return re.search(
-            r"<Event\s+xmlns=[\"']http://schemas\.microsoft\.com/win/2004/08/events/event[\"']",
-            text,
-        ) is not None
-    if not text.startswith(("[", "{")):
-        return False
-    keys = {k for k in _JSON_EVENT_KEYS if f'"{k}"' in text}
-    if len(keys) >= 2:
-        return True
-    # ConvertTo-Json writes "Message" first; a long message can fill the whole head.
-    return len(head) >= SNIFF_BYTES and _MESSAGE_FIRST.match(text) is not None
-
-
-_MESSAGE_FIRST = re.compile(r'\[?\s*\{\s*"Message"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
-
-
-_JSON_EVENT_KEYS = (
-    "ProviderName", "LogName", "TimeCreated", "RecordId", "MachineName", "LevelDisplayName",
-)
-
-
-def _decode_head(head: bytes) -> str:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return head.decode("utf-16", errors="replace")
-    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] != 0:
-        return head.decode("utf-16-le", errors="replace")  # UTF-16 written without a BOM
-    return head.decode("utf-8-sig", errors="replace")
 
 
 # -- the walk --------------------------------------------------------------------------
@@ -410,7 +181,7 @@ class Locator:
         return sorted(set(self._roots.values()))
 
     def is_drive_root(self, low: tuple[str, ...]) -> bool:
-        return low in self._drive_roots or (bool(low) and _DRIVE.fullmatch(low[-1]) is not None)
+        return low in self._drive_roots or (bool(low) and DRIVE.fullmatch(low[-1]) is not None)
 
     def run(self) -> list[Artifact]:
         top = _top(self._context)
@@ -466,11 +237,11 @@ class Locator:
             for e in children
             if e.type is EntryType.DIR
         }
-        if names & _STRONG_DRIVE_MARKERS or (
+        if names & STRONG_DRIVE_MARKERS or (
             "windows" in names and len(node.low) > 0 and len(node.low[-1]) == 1
         ):
             self._drive_roots.add(node.low)
-        if node.low and node.low[-1] == "logging" and names & _EXCHANGE_LOGGING:
+        if node.low and node.low[-1] == "logging" and names & EXCHANGE_LOGGING:
             self._add_root(node, len(node.low) - 1)
 
     def _add_root(self, node: _Node, length: int) -> None:
@@ -501,7 +272,7 @@ class Locator:
                 return
             dirs.append(child)
         elif entry.type is EntryType.SYMLINK:
-            if name.casefold() not in _WINDOWS_JUNCTIONS:
+            if name.casefold() not in WINDOWS_JUNCTIONS:
                 self._log.add("symlink", self._shown(parent, name), "symbolic link not followed")
         elif entry.type is EntryType.GONE:
             self._log.add("vanished", self._shown(parent, name), "vanished during the walk")
@@ -513,29 +284,29 @@ class Locator:
         low = node.low
         if not low:
             return False
-        if low[-1] in _PRUNE_ANYWHERE:
+        if low[-1] in PRUNE_ANYWHERE:
             return True
         if self._in_full_zone(low):
             return True
         n = len(low)
         # Exchange's Logging holds dozens of busy logs; only four families matter here.
         if n >= 2 and low[-2] == "logging" and low[:-2] in self._roots:
-            return low[-1] not in _EXCHANGE_LOGGING
+            return low[-1] not in EXCHANGE_LOGGING
         for i in range(n - 1):
             name = low[i]
             if name == "windows" and self.is_drive_root(low[:i]):
                 rest = low[i + 1 :]
-                if rest[0] in _PRUNE_UNDER_WINDOWS:
+                if rest[0] in PRUNE_UNDER_WINDOWS:
                     return True
-                if rest[0] == "system32" and len(rest) >= 2 and rest[1] not in _KEEP_SYSTEM32:
-                    return len(rest) > 3 or rest != _IIS_CONFIG_FOLDER[: len(rest)]
+                if rest[0] == "system32" and len(rest) >= 2 and rest[1] not in KEEP_SYSTEM32:
+                    return len(rest) > 3 or rest != IIS_CONFIG_FOLDER[: len(rest)]
             elif name == "users" and i + 2 < n and low[i + 2] == "appdata":
                 below = low[i + 3 :]
-                if below != _PSREADLINE[: len(below)]:
+                if below != PSREADLINE[: len(below)]:
                     return True
             elif name == "programdata":
                 below = low[i + 1 :]
-                if any(below[: len(p)] == p for p in _PRUNE_UNDER_PROGRAMDATA):
+                if any(below[: len(p)] == p for p in PRUNE_UNDER_PROGRAMDATA):
                     return True
         return False
 
@@ -855,8 +626,8 @@ class _VdirWalk:
 
     def _walked_as_web(self, node: _Node) -> bool:
         """Whether the main walk already listed this folder's files as web files."""
-        web = _web_folder(node.low)
-        if web is None or any(p in _PRUNE_ANYWHERE for p in node.low) or self._loc._prune(node):
+        web = web_folder(node.low)
+        if web is None or any(p in PRUNE_ANYWHERE for p in node.low) or self._loc._prune(node):
             return False
         if web.needs_root:  # ClientAccess: web files only once the install is known
             return web.root_len is not None and node.low[: web.root_len] in self._loc._roots
@@ -896,7 +667,7 @@ class _VdirWalk:
                     self._web_file(child, url.rstrip("/") + "/" + below)
                 elif entry.type is EntryType.DIR:
                     child = folder.child(entry.name)
-                    if child.low and child.low[-1] in _PRUNE_ANYWHERE:
+                    if child.low and child.low[-1] in PRUNE_ANYWHERE:
                         continue
                     if len(child.parts) > MAX_DEPTH:
                         self._log.add(

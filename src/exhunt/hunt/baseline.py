@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exhunt.collect import Artifact, ArtifactKind, Collection, open_collection
+from exhunt.collect import web_relative as web_relative  # its home; importable here too
 from exhunt.errors import InputError
+from exhunt.intel.builds import normalize_build
 from exhunt.model import InputProblem
 
 FORMAT_LINE = "# exhunt baseline v1: sha256,build,relative path"
@@ -28,32 +30,6 @@ MAX_BASELINE_BYTES = 512 << 20
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _BUILD = re.compile(r"^\d+(\.\d+){1,3}$")
 _VERSION_LINE = re.compile(rb"^#Version:\s*([0-9.]+)\s*$", re.MULTILINE)
-
-# Where web files live, by the folders that anchor them (reference: IOC catalogue, locations).
-_WEB_ANCHORS: tuple[tuple[str, ...], ...] = (
-    ("frontend", "httpproxy"),
-    ("clientaccess",),
-    ("inetpub", "wwwroot"),
-)
-
-
-def web_relative(path: str) -> str | None:
-    """The part of a path from its web anchor on (`FrontEnd/HttpProxy/owa/auth/x.aspx`), or None.
-
-    The same file has the same web-relative path on every server of a build, whatever the
-    drive, install folder or triage layout; Temporary ASP.NET Files are per server: None.
-    """
-    parts = [p for p in re.split(r"[\\/]", path) if p and p not in (".", "..")]
-    low = [p.lower() for p in parts]
-    if "temporary asp.net files" in low:
-        return None
-    for anchor in _WEB_ANCHORS:
-        width = len(anchor)
-        for i in range(len(low) - width):
-            if tuple(low[i : i + width]) == anchor:
-                return "/".join(parts[i:])
-    return None
-
 
 @dataclass(slots=True)
 class Baseline:
@@ -139,14 +115,6 @@ class BaselineRow:
     sha256: str
     build: str
     path: str
-
-
-def normalize_build(version: str) -> str | None:
-    """`15.01.2176.002` (as logs write it) to `15.1.2176.2`."""
-    parts = version.strip().split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 6 for p in parts):
-        return None
-    return ".".join(str(int(p)) for p in parts)
 
 
 def build_baseline(source: str, build: str | None = None) -> tuple[list[BaselineRow], str,

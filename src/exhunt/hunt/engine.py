@@ -20,6 +20,7 @@ from exhunt.collect import Artifact, ArtifactKind, Collection, open_collection
 from exhunt.errors import InputError
 from exhunt.hunt.files import FileStageSettings, knowledge, load_problems, scan_file
 from exhunt.hunt.verdict import decide
+from exhunt.intel.builds import normalize_build
 from exhunt.model import (
     Finding,
     HuntReport,
@@ -351,14 +352,6 @@ def _account(report: HuntReport, result: ReadResult) -> None:
             report.host.exchange_build = normalize_build(stats.meta["Version"])
         if report.host.name is None and stats.meta.get("ServerHostName"):
             report.host.name = stats.meta["ServerHostName"]
-
-
-def normalize_build(version: str) -> str | None:
-    """`15.01.2176.002` (as logs write it) to `15.1.2176.2`."""
-    parts = version.strip().split(".")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        return None
-    return ".".join(str(int(p)) for p in parts)
 
 
 def _feed(checks: list[Check], records: list[LogRecord], report: HuntReport) -> list[Finding]:

@@ -15,10 +15,9 @@ import multiprocessing
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -26,28 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from rich.console import Console
 
+from exhunt.collect import web_relative
 from exhunt.errors import UsageError
-from exhunt.hunt.baseline import web_relative
-from exhunt.hunt.engine import forget_open_collections, hunt
 from exhunt.hunt.files import FileStageSettings
+from exhunt.hunt.fleet_work import STOP as STOP
+from exhunt.hunt.fleet_work import FleetProgress as FleetProgress
+from exhunt.hunt.fleet_work import crashed_report as crashed_report
+from exhunt.hunt.fleet_work import hunt_one as hunt_one
 from exhunt.hunt.verdict import EXPLOITATION_STAGES, counts
+from exhunt.hunt.waves import DISCLOSURE_WAVES, NOT_EXPLOITED, disclosure_wave, patch_day
 from exhunt.intel import indicators
-from exhunt.model import Finding, HuntReport, InputProblem, Verdict, iso
-
-# Called with (servers just finished, servers in all): the engine's progress convention.
-FleetProgress = Callable[[int, int], None]
-# What a fleet run must not swallow while it keeps going past broken copies.
-STOP = (KeyboardInterrupt, SystemExit, GeneratorExit)
-
-# Source: Microsoft Security blog "HAFNIUM targeting Exchange Servers with 0-day exploits"
-# (2021-03-02) disclosed the flaws; Volexity saw exploitation from 2021-01-06 and ESET counted
-# more than ten groups exploiting after the disclosure. Before this instant: the first wave.
-FIRST_WAVE_END = datetime(2021, 3, 3, tzinfo=UTC)
-PRE_DISCLOSURE = "pre-disclosure"
-POST_DISCLOSURE = "post-disclosure"
-NOT_EXPLOITED = "not-exploited"
+from exhunt.model import Finding, HuntReport, Verdict, iso
+from exhunt.terminal import server_progress as server_progress  # the CLI's; old name kept
 
 # Stacking needs enough servers of one build to tell "rare" from "normal".
 STACK_MIN_SERVERS = 3
@@ -85,21 +75,6 @@ def hunt_many(
     if count <= 1 or len(sources) <= 1:
         return _hunt_serial(sources, progress, file_stage)
     return _hunt_pool(sources, min(count, len(sources)), progress, file_stage)
-
-
-def hunt_one(source: str, file_stage: FileStageSettings | None = None) -> HuntReport:
-    """One whole hunt with serial reading (the unit of work of every worker)."""
-    try:
-        return hunt(source, workers=1, files=file_stage)
-    finally:
-        forget_open_collections()
-
-
-def crashed_report(source: str, why: str) -> HuntReport:
-    """The report of a copy whose hunt did not finish: named, with the reason."""
-    report = HuntReport(source=source, unreadable=True)
-    report.errors.append(InputProblem(source, f"the hunt of this copy did not finish: {why}"))
-    return report
 
 
 def _hunt_serial(
@@ -172,36 +147,6 @@ def _hunt_alone(source: str, file_stage: FileStageSettings | None) -> HuntReport
     if outcome is None:
         return crashed_report(source, "its worker process died (killed, or out of memory?)")
     return outcome
-
-
-@contextmanager
-def server_progress(
-    quiet: bool = False, console: Console | None = None
-) -> Iterator[FleetProgress | None]:
-    """A rich bar of servers done / total on a terminal (standard error); nothing when piped
-    or quiet. Pass the result as `hunt_many(..., progress=...)`."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = console or Console(stderr=True)
-    if quiet or not console.is_terminal:
-        yield None
-        return
-    columns = (TextColumn("hunting servers"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("servers", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, advance=done, total=total)
-
-        yield advance
 
 
 # --- Indicators of each server ------------------------------------------------------------------
@@ -435,16 +380,6 @@ def reported_web_files(reports: Sequence[HuntReport]) -> dict[str, list[FileReco
 # --- The fleet summary --------------------------------------------------------------------------
 
 
-def wave(report: HuntReport) -> str:
-    """Before the disclosure (HAFNIUM's first wave) or after, by the first exploitation."""
-    if report.first_exploitation is None:
-        return NOT_EXPLOITED
-    when = report.first_exploitation
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return PRE_DISCLOSURE if when < FIRST_WAVE_END else POST_DISCLOSURE
-
-
 def campaigns(report: HuntReport) -> list[str]:
     """The indicator sets that matched: the families of the checks that showed exploitation."""
     return sorted({f.check.split(".", 1)[0] for f in report.findings
@@ -465,7 +400,7 @@ def _server_row(report: HuntReport) -> dict[str, Any]:
         "build": report.host.exchange_build,
         "verdict": report.verdict.label,
         "first_exploitation": iso(report.first_exploitation),
-        "wave": wave(report),
+        "wave": disclosure_wave(report),
         "campaigns": campaigns(report),
         "coverage": {"first": iso(first), "last": iso(last)},
         "errors": len(report.errors),
@@ -524,7 +459,7 @@ def fleet_summary(
             "servers": [reports[i].source for i in members],
             "indicators": [{"kind": ind.kind, "value": ind.value, "servers": len(servers)}
                            for ind, servers in sorted(links.items()) if set(servers) <= inside],
-            "waves": dict(Counter(wave(reports[i]) for i in members)),
+            "waves": dict(Counter(disclosure_wave(reports[i]) for i in members)),
             "first_exploitation": iso(min(
                 (when for i in members if (when := reports[i].first_exploitation) is not None),
                 default=None)),
@@ -536,9 +471,9 @@ def fleet_summary(
                      for v in Verdict},
         "unreadable": [r.source for r in reports if r.unreadable],
         "no_logs_read": [r.source for r in reports if not r.unreadable and not r.coverage],
-        "wave_boundary": iso(FIRST_WAVE_END),
+        "wave_boundary": iso(patch_day()),
         "waves": {w: sum(row["wave"] == w for row in rows)
-                  for w in (PRE_DISCLOSURE, POST_DISCLOSURE, NOT_EXPLOITED)},
+                  for w in DISCLOSURE_WAVES},
         "per_server": rows,
         "clusters": clusters,
         "unlinked_compromised": [row["source"] for row in rows if row["cluster"] is None

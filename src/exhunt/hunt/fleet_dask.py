@@ -17,7 +17,7 @@ from typing import Any
 
 from exhunt.errors import UsageError
 from exhunt.hunt.files import FileStageSettings
-from exhunt.hunt.fleet import STOP, crashed_report, hunt_one
+from exhunt.hunt.fleet_work import STOP, crashed_report, hunt_one
 from exhunt.model import HuntReport, InputProblem
 
 # Seconds to wait for the scheduler before telling the user it cannot be reached.

@@ -9,6 +9,7 @@ import jinja2
 
 from exhunt.hunt.verdict import actors, counts, host_severity
 from exhunt.hunt.waves import label_waves  # issue 3 (waves helper): additive "waves" key
+from exhunt.intel.guidance import host_activity_steps, hunt_steps
 from exhunt.model import HuntReport, Severity, Verdict, iso
 
 HEADLINES: dict[Verdict, str] = {
@@ -21,61 +22,14 @@ HEADLINES: dict[Verdict, str] = {
     Verdict.REENTERED: "An attacker planted a back door on this server and came back to use it.",
 }
 
-_PRESERVE = ("Preserve evidence before you clean anything: copy the Exchange and IIS logs, the "
-             "web-shell files named below and, if you can, a memory image.")
-_PATCH = "Install the latest Cumulative Update and Security Update for your Exchange version."
-NEXT_STEPS: dict[Verdict, tuple[str, ...]] = {
-    Verdict.CLEAN: (
-        _PATCH,
-        "A clean result only covers the time window the logs cover (see Coverage). Keep "
-        "logs longer, and hunt again if older logs turn up.",
-    ),
-    Verdict.PROBED: (
-        _PATCH,
-        "Patching closes the hole but removes no back door: hunt again after patching, and "
-        "check the web folders for files you do not recognise.",
-    ),
-    Verdict.EXPLOITED: (
-        _PRESERVE,
-        _PATCH + " Patching removes no back door.",
-        "Hunt the web folders (inetpub\\wwwroot\\aspnet_client, FrontEnd\\HttpProxy\\owa\\auth, "
-        "ecp\\auth, OAB) for planted .aspx files.",
-        "Reset the passwords of administrator accounts and of accounts used on this server.",
-        "Tell your national CERT or incident-response provider.",
-    ),
-    Verdict.BACKDOORED: (
-        _PRESERVE,
-        "Restrict outside access to Outlook on the web and ECP until the server is clean.",
-        "Remove the web shells listed below, and look for others: attackers planted several.",
-        "Reset all domain credentials, administrators first: attackers on these servers "
-        "routinely stole them.",
-        _PATCH,
-        "Consider rebuilding the server, and tell your national CERT or incident-response "
-        "provider.",
-    ),
-    Verdict.REENTERED: (
-        _PRESERVE,
-        "Disconnect the server from the internet or restrict outside access now: the back "
-        "door is in use.",
-        "Get incident-response help: attackers who came back usually stole credentials and "
-        "may have moved to other machines.",
-        "Remove the web shells listed below, reset all domain credentials, and rebuild the "
-        "server if you can.",
-        _PATCH,
-        "Tell your national CERT.",
-    ),
-}
+# The steps are data (intel/data/guidance.toml), worded once for the report and the notice.
+NEXT_STEPS: dict[Verdict, tuple[str, ...]] = {v: hunt_steps(v) for v in Verdict}
 
 
 # Said instead of the clean headline when the host shows attack activity of its own.
 HOST_HEADLINE_CLEAN = ("No sign that Exchange was broken into was found in the logs that were "
                        "read, but this host shows attack activity (below).")
-HOST_STEPS: tuple[str, ...] = (
-    "Investigate the host activity listed under HOST ACTIVITY: it is evidence of an intruder "
-    "on this machine, whatever the way in.",
-    "If credentials were stolen (LSASS accessed or dumped), reset the passwords of every "
-    "account that logged on to this host, administrators first.",
-)
+HOST_STEPS: tuple[str, ...] = host_activity_steps()
 
 
 def headline(report: HuntReport) -> str:

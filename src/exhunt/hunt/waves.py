@@ -4,11 +4,16 @@
 `proxylogon:before-patch` (HAFNIUM's first wave, before 2021-03-03), `proxylogon:after-patch`,
 `proxylogon:time-unknown`, `proxyshell`, `proxynotshell`, and `indicators:<set>` for each
 indicator set the findings match (data: intel/data/waves.toml).
+
+`disclosure_wave(report)` is the fleet's coarser cut, by the hunt's first exploitation alone:
+`pre-disclosure`, `post-disclosure` or `not-exploited`. Both cut at the same instant, the
+ProxyLogon patch day of the data file (`PATCH_DAY`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from exhunt.hunt.verdict import counts
@@ -19,8 +24,35 @@ _EXPLOITATION = frozenset({Stage.EXPLOIT, Stage.BACKDOOR, Stage.REENTRY,
                            Stage.POST_EXPLOITATION})
 
 
+PRE_DISCLOSURE = "pre-disclosure"
+POST_DISCLOSURE = "post-disclosure"
+NOT_EXPLOITED = "not-exploited"
+DISCLOSURE_WAVES = (PRE_DISCLOSURE, POST_DISCLOSURE, NOT_EXPLOITED)
+
+
 def _waves() -> dict[str, Any]:
     return indicators("waves")
+
+
+@cache
+def patch_day() -> datetime:
+    """The end of HAFNIUM's first wave: exploitation before it came before the patch."""
+    return _instant(_waves()["proxylogon"]["patch_day"])
+
+
+def _instant(text: str) -> datetime:
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def disclosure_wave(report: HuntReport) -> str:
+    """Before the disclosure (HAFNIUM's first wave) or after, by the first exploitation."""
+    if report.first_exploitation is None:
+        return NOT_EXPLOITED
+    when = report.first_exploitation
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return PRE_DISCLOSURE if when < patch_day() else POST_DISCLOSURE
 
 
 def _belongs(finding: Finding, wave: dict[str, Any]) -> bool:
@@ -37,7 +69,7 @@ def label_waves(report: HuntReport) -> list[str]:
     labels: list[str] = []
     proxylogon = [f for f in succeeded if _belongs(f, data["proxylogon"])]
     if proxylogon:
-        labels.append(_proxylogon_label(proxylogon, data["proxylogon"]["patch_day"]))
+        labels.append(_proxylogon_label(proxylogon))
     for name in ("proxyshell", "proxynotshell"):
         if any(_belongs(f, data[name]) for f in succeeded):
             labels.append(name)
@@ -50,8 +82,8 @@ def label_waves(report: HuntReport) -> list[str]:
     return labels
 
 
-def _proxylogon_label(findings: list[Finding], patch_day: str) -> str:
-    cut = datetime.fromisoformat(patch_day.replace("Z", "+00:00"))
+def _proxylogon_label(findings: list[Finding]) -> str:
+    cut = patch_day()
     times = [f.timestamp for f in findings if f.timestamp is not None and f.stage is Stage.EXPLOIT]
     times = times or [f.timestamp for f in findings if f.timestamp is not None]
     if not times:

@@ -114,6 +114,15 @@ def parse_build(text: str) -> tuple[Version, bool] | None:
     return version, rev is not None
 
 
+def normalize_build(version: str) -> str | None:
+    """`15.01.2176.002` (as the logs' #Version header writes it) to `15.1.2176.2`; None if
+    it is not four numbers."""
+    parts = version.strip().split(".")
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 6 for p in parts):
+        return None
+    return ".".join(str(int(p)) for p in parts)
+
+
 def format_build(v: Version, exact: bool = True) -> str:
     return ".".join(str(p) for p in (v if exact else v[:3]))
 

@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
 
@@ -40,13 +40,12 @@ from evtx import PyEvtxParser
 
 from exhunt.model import LogRecord, RecordKind
 from exhunt.readers.base import ReadStats
+from exhunt.readers.sniff import EVTX_MAGIC, EventFormat, sniff_encoding, sniff_event_export
 
 __all__ = ["EventFormat", "read_events", "sniff_event_export"]
 
-EventFormat = Literal["evtx", "xml", "json"]
-
 # EVTX layout (libevtx documentation, "Windows XML Event Log (EVTX) format").
-_EVTX_MAGIC = b"ElfFile\x00"
+_EVTX_MAGIC = EVTX_MAGIC
 _EVTX_HEADER_SIZE = 4096
 _EVTX_CHUNK_SIZE = 65536
 _CHUNK_MAGIC = b"ElfChnk\x00"
@@ -58,11 +57,6 @@ MAX_EVENT_CHARS = 16 << 20
 # Deeper element nesting than this inside an export is refused (real events nest ~5 deep).
 MAX_XML_DEPTH = 64
 _LEVEL_NAMES = {"critical": 1, "error": 2, "warning": 3, "information": 4, "verbose": 5}
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
 _PS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
 _ISO_TIME = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|[+-]\d\d:?\d\d)?$"
@@ -76,36 +70,9 @@ class _Refused(Exception):
 # -- sniffing -----------------------------------------------------------------------------
 
 
-def sniff_event_export(head: bytes) -> EventFormat | None:
-    """Which event export the first bytes of a file look like, or None."""
-    if head.startswith(_EVTX_MAGIC):
-        return "evtx"
-    text = _decode_head(head).lstrip()
-    if text.startswith("<"):
-        return "xml"
-    if text.startswith(("[", "{")):
-        return "json"
-    return None
-
-
 def _encoding_of(head: bytes) -> tuple[str, int]:
     """The text encoding of an export and the length of its byte-order mark."""
-    for bom, name in _BOMS:
-        if head.startswith(bom):
-            return name, len(bom)
-    # No BOM: UTF-16 is recognised by the NUL byte of each ASCII character.
-    if len(head) >= 2 and head[0] != 0 and head[1] == 0:
-        return "utf-16-le", 0
-    if len(head) >= 2 and head[0] == 0 and head[1] != 0:
-        return "utf-16-be", 0
-    return "utf-8", 0
-
-
-def _decode_head(head: bytes) -> str:
-    encoding, skip = _encoding_of(head)
-    decoder = codecs.getincrementaldecoder(encoding)("replace")
-    text = decoder.decode(head[skip:])
-    return text.lstrip("\ufeff")
+    return sniff_encoding(head)  # the one sniffer of every reader (readers/sniff.py)
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -10,7 +10,6 @@ prefilter lets through.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -25,6 +24,7 @@ from exhunt.model import LogRecord, RecordKind
 from exhunt.readers.base import MAX_LINE_BYTES, BoundedGzip, CountingRaw, ReadStats
 from exhunt.readers.exchange import RPS_HTTP_FIELDS, parse_cmdlet, parse_event_data
 from exhunt.readers.prefilter import LiteralFilter
+from exhunt.readers.sniff import sniff_encoding, text_decoder
 
 CHUNK_BYTES = 8 << 20
 # The raw line kept on a record for evidence.
@@ -80,7 +80,7 @@ def open_log_stream(raw: BinaryIO, stats: ReadStats) -> ByteSource:
     head = buffered.peek(4)[:4]
     if head[:2] == b"\x1f\x8b":
         return BoundedGzip(buffered)
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16le(head):
+    if sniff_encoding(head)[0].startswith("utf-16"):  # the readers' one sniffer
         stats.meta["encoding"] = "utf-16"
         return _Utf16ToUtf8(buffered)
     return buffered
@@ -394,18 +394,11 @@ def _line_time(line: bytes, cursor: _Cursor) -> datetime | None:
     return parse_time(head) or record_time({}, text, LogSyntax.FREE_TEXT)
 
 
-def _looks_utf16le(head: bytes) -> bool:
-    # '#F' or '20' written as UTF-16LE without a byte-order mark.
-    return len(head) == 4 and head[1] == 0 and head[3] == 0 and head[0] != 0
-
-
 class _Utf16ToUtf8(io.RawIOBase):
     """Windows tools that write UTF-16 logs: re-encode as UTF-8 while streaming."""
 
     def __init__(self, inner: io.BufferedReader) -> None:
-        head = inner.peek(2)[:2]
-        encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le"
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._decoder = text_decoder(inner.peek(4)[:4])
         self._inner = inner
 
     def readable(self) -> bool:

@@ -24,26 +24,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Host states are a concept of every part (model.py); the store keeps their values.
+from exhunt.model import COMPROMISED as COMPROMISED
+from exhunt.model import RANK as RANK
+from exhunt.model import HostState as HostState
+
 
 def utcnow() -> datetime:
     """Now, as naive UTC (the form every column holds)."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-class HostState(StrEnum):
-    """What is known of one server, from least to most serious (see RANK)."""
-
-    CLEAN = "clean"
-    PATCHED = "patched"
-    EXPOSED = "exposed"
-    VULNERABLE = "vulnerable"
-    EXPLOITED = "exploited"
-    BACKDOOR = "backdoor"
-    REENTERED = "reentered"
-
-
-RANK: dict[HostState, int] = {state: rank for rank, state in enumerate(HostState)}
-COMPROMISED = frozenset({HostState.EXPLOITED, HostState.BACKDOOR, HostState.REENTERED})
 
 
 class MessageStatus(StrEnum):
@@ -277,3 +266,23 @@ class DailyStates(Base):
     # the overview's groupings at the end of the day (JSON: by_state, by_country, by_sector,
     # by_as, hosts), so that the overview reads one row
     figures: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class CaseToken(Base):
+    """The state of one case's victim token when the operator changed it: its generation
+    (a rotation makes a new token and the old one stops opening the case), a revocation, an
+    expiry date set by hand. A case without a row has generation 1, open, default expiry."""
+
+    __tablename__ = "case_tokens"
+    reference: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Setting(Base):
+    """A value the coordinator keeps once per database (the case tokens' HMAC secret)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -269,6 +269,9 @@ def read_all(
     # Submitted biggest first, so one late giant does not leave the other cores idle;
     # yielded in listing order, so the report does not depend on which core was faster.
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    if context.get_start_method() == "fork":
+        for task in tasks:  # compiled once here, not once per worker: forked workers inherit
+            _prefilter(task.literals, task.quiet, task.quieted)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {id(u[0]): pool.submit(read_batch, u)
                    for u in sorted(units, key=lambda u: -sum(t.artifact.size for t in u))}

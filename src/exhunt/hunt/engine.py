@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -266,26 +266,37 @@ def read_all(
                 progress(sum(t.artifact.size for t in unit), total)
             yield batch
         return
-    # Submitted biggest first, so one late giant does not leave the other cores idle;
-    # yielded in listing order, so the report does not depend on which core was faster.
+    # Yielded in listing order, so the report does not depend on which core was faster.
+    # Submitted a window at a time (the next one while this one is read), biggest first in
+    # each, so one late giant does not leave the other cores idle and the results waiting for
+    # their turn stay few, however many logs the copy holds.
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     if context.get_start_method() == "fork":
         for task in tasks:  # compiled once here, not once per worker: forked workers inherit
             _prefilter(task.literals, task.quiet, task.quieted)
+    step = WINDOW_PER_WORKER * workers
+    windows = [units[i : i + step] for i in range(0, len(units), step)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {id(u[0]): pool.submit(read_batch, u)
-                   for u in sorted(units, key=lambda u: -sum(t.artifact.size for t in u))}
-        for unit in units:
-            batch = futures.pop(id(unit[0])).result()
-            if progress:
-                progress(sum(t.artifact.size for t in unit), total)
-            yield batch
+        def submit(window: list[list[ReadTask]]) -> dict[int, Future[BatchResult]]:
+            return {id(u[0]): pool.submit(read_batch, u)
+                    for u in sorted(window, key=lambda u: -sum(t.artifact.size for t in u))}
+
+        ahead = submit(windows[0]) if windows else {}
+        for k, window in enumerate(windows):
+            current, ahead = ahead, submit(windows[k + 1]) if k + 1 < len(windows) else {}
+            for unit in window:
+                batch = current.pop(id(unit[0])).result()
+                if progress:
+                    progress(sum(t.artifact.size for t in unit), total)
+                yield batch
 
 
 # Work sent to a worker in one message: up to this many bytes or this many artifacts.
 # Thousands of hourly logs of a few hundred kB each cost more in messages than in reading.
 BATCH_BYTES = 16 << 20
 BATCH_ARTIFACTS = 64
+# Batches in flight per worker (see read_all): results wait at most two windows for their turn.
+WINDOW_PER_WORKER = 8
 
 
 def _batches(tasks: list[ReadTask]) -> list[list[ReadTask]]:

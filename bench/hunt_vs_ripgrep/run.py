@@ -1,6 +1,6 @@
 """exhunt hunt against ripgrep (and Loki, when set up) over the same lab triage copies.
 
-One command: `python bench/hunt_vs_ripgrep/run.py [--sizes 600MB,5GB] [--traffic busy,quiet]
+One command: `python bench/hunt_vs_ripgrep/run.py [--sizes 600MB,5GB] [--traffic busy,quiet] [--links 4]
 [--runs 5] [--loki /path/to/Loki]`
 
 ripgrep counts the lines holding any literal the log checks rely on (`rg -c -i -F -f`), which is

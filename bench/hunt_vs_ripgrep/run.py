@@ -1,6 +1,6 @@
 """exhunt hunt against ripgrep (and Loki, when set up) over the same lab triage copies.
 
-One command: `python bench/hunt_vs_ripgrep/run.py [--sizes 600MB,5GB] [--traffic busy,quiet]
+One command: `python bench/hunt_vs_ripgrep/run.py [--sizes 600MB,5GB] [--traffic busy,quiet] [--links 4]
 [--runs 5] [--loki /path/to/Loki]`
 
 ripgrep counts the lines holding any literal the log checks rely on (`rg -c -i -F -f`), which is
@@ -60,6 +60,10 @@ def main() -> None:
     parser.add_argument("--traffic", default="busy,quiet")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--loki", type=Path, help="a Loki checkout with signature-base")
+    parser.add_argument("--links", type=int, default=1,
+                        help="hunt a copy whose every log file is there N times (hard links, "
+                             "as more parts of each hour): N times the logs without N times "
+                             "the disk or the hours to generate them")
     args = parser.parse_args()
     rg = shutil.which("rg") or install_ripgrep()
     loki = loki_command(args.loki)
@@ -68,11 +72,14 @@ def main() -> None:
         print("loki: not run (no Loki checkout with signature-base given: --loki PATH)")
     for size in args.sizes.split(","):
         for traffic in args.traffic.split(","):
-            compare(rg, loki, size, traffic, args.runs)
+            compare(rg, loki, size, traffic, args.runs, args.links)
 
 
-def compare(rg: str, loki: list[str] | None, size: str, traffic: str, runs: int) -> None:
+def compare(rg: str, loki: list[str] | None, size: str, traffic: str, runs: int,
+            links: int = 1) -> None:
     copy = build_copy(size, traffic)
+    if links > 1:
+        copy = linked_copy(copy, links)
     logs = log_folders(copy)
     patterns = OUT / "hunt-literals.txt"
     patterns.write_text("\n".join(check_literals()) + "\n", "utf-8")
@@ -127,6 +134,22 @@ def build_copy(size: str, traffic: str) -> Path:
                         "--size", size, "--seed", "7", "--traffic", traffic, "--quiet"],
                        check=True, env=ENV)
     return copy
+
+
+def linked_copy(copy: Path, times: int) -> Path:
+    """`copy` with each log file linked `times` times (`partK_<name>`, another part of the
+    same hour to the collector); the other files once."""
+    linked = copy.parent / f"{copy.name}-x{times}"
+    truth = copy.parent / (copy.name + ".truth.json")
+    if not (linked.parent / (linked.name + ".truth.json")).exists():
+        shutil.rmtree(linked, ignore_errors=True)
+        shutil.copytree(copy, linked, copy_function=os.link)
+        for folder in log_folders(linked):
+            for path in [p for p in folder.rglob("*") if p.is_file()]:
+                for k in range(2, times + 1):
+                    os.link(path, path.with_name(f"part{k}_{path.name}"))
+        shutil.copy(truth, linked.parent / (linked.name + ".truth.json"))
+    return linked
 
 
 def log_folders(copy: Path) -> list[Path]:

@@ -196,3 +196,37 @@ def test_each_matched_line_says_which_literals_it_holds(lines: list[str]) -> Non
             expected[start] = bits
     assert dict(zip(found.matches, found.masks, strict=True)) == expected
     assert prefilter.mask_of(["P", "n@"]) | prefilter.mask_of([".aspx", "/as"]) == (1 << 4) - 1
+
+
+SERVED = [" /owa/auth/logon.aspx", ",/ecp/default.aspx", " https://mail.example.org/owa/auth/"
+          "logon.aspx?replaceCurrent=1", ",/ECP/PersonalSettings/HomePage.aspx"]
+NOT_SERVED = [" /owa/auth/zntwv.aspx", ",/aspnet_client/system_web/a.asp", " /ecp/auth/x.aspx",
+              ",/owa/auth/logon.aspx.aspx", " /ecp/DDI/y.aspx"]
+NEUTRAL = [" GET", ",200", " /owa/service.svc", " 198.51.100.23"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(SERVED + NOT_SERVED + NEUTRAL), max_size=6),
+                min_size=1, max_size=15))
+def test_pages_exchange_serves_do_not_make_a_line_a_match(lines: list[list[str]]) -> None:
+    # A busy front end answers OWA's logon page and ECP's pages all day: a line whose only
+    # script page is one of those must not be handed to the web-shell checks; any other
+    # script page on the line must.
+    from exhunt.checks.iis import SERVED_PAGES
+
+    literals = (".aspx", ".asp", "/service.svc")
+    prefilter = LiteralFilter(literals, SERVED_PAGES, (".aspx", ".asp"))
+    data = b"".join(("x" + "".join(tokens) + "\n").encode() for tokens in lines)
+    found = prefilter.scan(data, 0, len(data))
+    service = prefilter.mask_of(["/service.svc"])
+    expected, start = {}, 0
+    for tokens in lines:
+        # Per line: does it hold the service literal, and does it hold a script page at all?
+        wants = (service if " /owa/service.svc" in tokens else 0,
+                 any(t in NOT_SERVED for t in tokens))
+        if any(wants):
+            expected[start] = wants
+        start += len(("x" + "".join(tokens) + "\n").encode())
+    got = {s: (m & service, bool(m & ~service))
+           for s, m in zip(found.matches, found.masks, strict=True)}
+    assert got == expected

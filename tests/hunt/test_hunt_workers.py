@@ -18,6 +18,7 @@ from exhunt.hunt.engine import hunt
 from exhunt.hunt.report import report_json
 from exhunt.lab.triage import Scenario, TriageSpec, build_triage
 from exhunt.model import LogRecord, RecordKind
+from exhunt.readers.prefilter import LiteralFilter
 
 
 def _report(copy: Path, workers: int) -> str:
@@ -36,6 +37,9 @@ def test_reports_are_the_same_whatever_the_number_of_workers(
     # Every artifact its own batch: each check's state is built apart and merged.
     monkeypatch.setattr(engine, "BATCH_ARTIFACTS", 1)
     assert _report(copy, 1) == alone
+    assert _report(copy, 2) == alone
+    # Batches sent a few at a time: many windows, each read biggest first.
+    monkeypatch.setattr(engine, "WINDOW_PER_WORKER", 1)
     assert _report(copy, 2) == alone
 
 
@@ -94,6 +98,8 @@ def test_autodiscover_gate_never_drops_a_line_the_check_would_judge(
     line = f"2021-03-03 10:00:00 10.0.0.1 GET {stem_text} {query_text} 443 - 1.2.3.4 x 200"
     if autodiscover_attempt(full_url(record)):
         assert AutodiscoverSsrf.wants_line(line.encode())
+        # ...and the prefilter's own pattern, which runs first, lets it through too.
+        assert LiteralFilter(AutodiscoverSsrf.literals or ()).matches(line.encode())
 
 
 def test_autodiscover_gate_lets_outlook_mobile_go_unparsed() -> None:

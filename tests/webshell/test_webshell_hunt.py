@@ -184,3 +184,15 @@ def test_unreadable_shell_is_named_and_still_judged_by_place_and_name(tmp_path: 
     found = [f for f in report.findings if f.check == "webshell.file"]
     assert found and found[0].severity >= Severity.MEDIUM
     assert "could not be read" in found[0].evidence
+
+
+def test_a_product_page_replaced_by_a_shell_is_followed_in_the_logs(server: Builder) -> None:
+    # The hunt leaves lines for OWA's logon page unparsed on a busy server, unless the file
+    # stage judged the file behind it a shell: then its requests are re-entry.
+    use = SHELL_USE.format(name="x").replace("/aspnet_client/system_web/x", "/owa/auth/logon.aspx")
+    root = server({f"{OWA_AUTH}/logon.aspx": SHELLS["chopper"]}, iis=[use])
+    report = hunt(str(root))
+    used = [f for f in report.findings if f.check == "webshell.reentry"]
+    # Every answered request to it, the fixture's own logon from 192.0.2.10 too.
+    assert sorted(f.client_ip or "" for f in used) == ["192.0.2.10", "198.51.100.23"]
+    assert used[0].webshell_path and used[0].webshell_path.endswith("logon.aspx")

@@ -105,3 +105,14 @@ def test_written_page_examples() -> None:
 def test_trail_matchers_never_raise(text: str) -> None:
     autodiscover_attempt(text.lower())
     written_page(text)
+
+
+def test_an_attempt_with_its_target_spelled_in_escapes_is_still_found(server: Builder) -> None:
+    # Outlook mobile's lookups are left unparsed by the prefilter (the marker with no back-end
+    # target on the line); an attempt that writes its target in percent-escapes (%70 is "p")
+    # must not be left with them.
+    escaped = PS_OK.replace("/powershell/", "/%70owershell/").replace("&X-Rps-CAT", "&x")
+    report = hunt(str(server(iis=[escaped, ADMIN_GET])))
+    found = checks(report.findings, "proxyshell.autodiscover")
+    assert [f.client_ip for f in found] == ["198.51.100.60"]
+    assert found[0].stage is Stage.EXPLOIT

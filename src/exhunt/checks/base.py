@@ -49,6 +49,10 @@ class Check(ABC):
     # Lines without any of these (case-insensitive) never reach the check.
     # None means the check must see every record of its kinds.
     literals: ClassVar[tuple[str, ...] | None] = ()
+    # Patterns (written as literals are) of text in which a hit of the literals does not
+    # count, such as a page the product serves all day: a line whose every hit is inside
+    # one is never parsed for this check.
+    quiet: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -68,6 +72,11 @@ class Check(ABC):
         none of its checks wants is never parsed."""
         del line
         return True
+
+    def quiet_after_files(self) -> tuple[str, ...]:
+        """`quiet`, or less when the files fed to this instance first (the file stage runs
+        before the logs) give a reason to read those lines after all."""
+        return self.quiet
 
     @abstractmethod
     def feed(self, record: LogRecord) -> Iterable[Finding]:

@@ -19,6 +19,28 @@ _URLS = _PL["webshell_urls"]
 _ATTACK_PATHS = frozenset(p.lower() for p in _IIS["attack_post_paths"])
 _ATTACK_PATTERN = re.compile(_IIS["attack_post_pattern"], re.IGNORECASE)
 _SCRIPT_EXT = tuple(_URLS["script_extensions"])
+
+
+def _served_pages() -> tuple[str, ...]:
+    """Prefilter patterns of the script pages Exchange serves all day (intel data), as a
+    path in a column or after a host in a referring URL."""
+    before = r'(?:[ ,"]|://[^/ ,"]*)'
+    owa = "|".join(re.escape(page.removesuffix(".aspx"))
+                   for page in _URLS["product_owa_auth_pages"])
+    ecp = "|".join(re.escape(folder) for folder in _URLS["served_ecp_folders"])
+    return (f"re:{before}/owa/auth/(?:{owa})\\.aspx",
+            f"re:{before}/ecp/(?:(?:{ecp})/)?[a-z0-9_-]+\\.aspx")
+
+
+SERVED_PAGES = _served_pages()
+_SERVED = [re.compile(f"(?:{pattern[3:]})$", re.IGNORECASE) for pattern in SERVED_PAGES]
+
+
+def is_served_page(path: str) -> bool:
+    """A script page Exchange serves itself (OWA's logon pages, ECP's pages)."""
+    return any(served.search(" " + path) for served in _SERVED)
+
+
 # The exploit tools' own user agents; crawler names on the same lists also belong to crawlers.
 _TOOL_AGENTS = ("ExchangeServicesClient/0.0.0.0", "antSword/")
 
@@ -201,6 +223,7 @@ class ShellRequests(Check):
     cves = ()
     kinds = frozenset({RecordKind.IIS, RecordKind.HTTPPROXY})
     literals = tuple(_URLS["request_prefilter"])
+    quiet = SERVED_PAGES  # never shell locations
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Self
+from typing import ClassVar, Self
 from urllib.parse import unquote
 
 from exhunt.checks.base import Check, HuntContext
@@ -114,6 +114,17 @@ _COMMON_ESCAPES = ((b"%40", b"@"), (b"%2f", b"/"), (b"%3f", b"?"), (b"%26", b"&"
                    (b"%3d", b"="), (b"%3a", b":"))
 
 
+def _attempt_lines() -> str:
+    """The prefilter pattern of a line that may hold an attempt: the marker and, on the same
+    line, a back-end target or a percent-escape other than %40 (which decoding could turn
+    into one). Outlook mobile's everyday lookups (`?Email=user%40domain&Protocol=...`) hold
+    neither, and are never parsed."""
+    targets = "|".join(re.escape(t) for t in sorted(_TARGET_STEMS))
+    other = f"(?:{targets}|%(?:[0-35-9a-f][0-9a-f]|4[1-9a-f]))"
+    marker = re.escape(_AD["marker"])
+    return f"re:{marker}[^\\n]*{other}|{other}[^\\n]*{marker}"
+
+
 def _decoded(line: bytes) -> str:
     """A raw line, lower case, percent-decoded twice as full_url decodes a URL."""
     low = line.lower()
@@ -146,7 +157,7 @@ class AutodiscoverSsrf(Check):
     stage = Stage.EXPLOIT
     cves = tuple(_AD["proxyshell_cves"])
     kinds = frozenset({RecordKind.IIS, RecordKind.HTTPPROXY})
-    literals = (_AD["marker"],)
+    literals: ClassVar[tuple[str, ...] | None]  # set below, after the helpers it uses
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
@@ -198,6 +209,9 @@ class AutodiscoverSsrf(Check):
     @staticmethod
     def _with(cves: tuple[str, ...], finding: Finding) -> Finding:
         return replace(finding, cves=cves)
+
+
+AutodiscoverSsrf.literals = (_attempt_lines(),)
 
 
 class OwaSsrf(Check):

@@ -19,7 +19,7 @@ from typing import Self
 from urllib.parse import unquote
 
 from exhunt.checks.base import Check, HuntContext
-from exhunt.checks.iis import Request, request_of
+from exhunt.checks.iis import SERVED_PAGES, Request, is_served_page, request_of
 from exhunt.collect import web_relative
 from exhunt.intel import indicators
 from exhunt.model import FileFacts, Finding, LogRecord, PageTraits, RecordKind, Severity, Stage
@@ -407,6 +407,9 @@ class WebShellReentry(Check):
     # Requests worth parsing: script pages, as the request-trail check selects them (Outlook
     # on the web calls service.svc and Outlook calls Exchange.asmx on every click).
     literals = tuple(indicators("proxylogon")["webshell_urls"]["request_prefilter"])
+    # Exchange's own pages (OWA logon, ECP) are not tallied: most of a busy server's script
+    # requests, and a shell only when the file behind one was judged so (quiet_after_files).
+    quiet = SERVED_PAGES
 
     def __init__(self, context: HuntContext) -> None:
         super().__init__(context)
@@ -427,6 +430,11 @@ class WebShellReentry(Check):
             return ()
         self._uses.setdefault((key, request.client), _Use(request)).add(request)
         return ()
+
+    def quiet_after_files(self) -> tuple[str, ...]:
+        if any(is_served_page(url) for url in self._on_disk):
+            return ()  # a page Exchange serves was replaced by a shell: read every request
+        return self.quiet
 
     def merge(self, other: Self) -> None:
         """Uses of pages come from the log workers; files are fed to this instance."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -62,6 +62,8 @@ class ReadTask:
     artifact: Artifact
     kind: RecordKind
     literals: tuple[str, ...] | None
+    quiet: tuple[str, ...] = ()    # see LiteralFilter: text in which hits of `quieted`
+    quieted: tuple[str, ...] = ()  # do not count (pages the product serves all day)
     files: FileStageSettings = field(default_factory=FileStageSettings)  # file stage
     context: HuntContext = field(default_factory=HuntContext)  # for the log checks
 
@@ -181,19 +183,24 @@ def _hunt_collection(
     context = HuntContext(exchange_roots=list(collection.exchange_roots),
                           log_iocs=knowledge(files).log_iocs, sigma_dirs=files.sigma_dirs)
     checks = [cls(context) for cls in registered_checks()]
-    # Once per kind, not per artifact: with imported indicators a union holds thousands.
-    literals = {kind: literals_for(checks, kind) for kind in {a.kind for a in artifacts}}
-    tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals[a.kind], files,
-                      context) for a in artifacts]
     by_id = {check.id: check for check in checks}
     findings: list[Finding] = []
-    for batch in read_all(tasks, workers, progress):
-        for result in batch.results:
-            _account(report, result)
-            findings.extend(result.findings)
-            report.errors.extend(result.problems)
-            findings.extend(_feed(checks, result.records, report))
-        _merge(by_id, batch.states, report)
+    # Files first: what they show decides which log lines the checks may leave unread.
+    staged = [[a for a in artifacts if RECORD_KIND[a.kind] is RecordKind.FILE],
+              [a for a in artifacts if RECORD_KIND[a.kind] is not RecordKind.FILE]]
+    total = sum(a.size for a in artifacts)
+    for stage in staged:
+        # Once per kind, not per artifact: with imported indicators a union holds thousands.
+        filters = {kind: filter_for(checks, kind) for kind in {a.kind for a in stage}}
+        tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], *filters[a.kind],
+                          files=files, context=context) for a in stage]
+        for batch in read_all(tasks, workers, progress, total):
+            for result in batch.results:
+                _account(report, result)
+                findings.extend(result.findings)
+                report.errors.extend(result.problems)
+                findings.extend(_feed(checks, result.records, report))
+            _merge(by_id, batch.states, report)
     # Re-entry: shells that log findings named, for checks that join them with requests.
     for finding in findings:
         if finding.webshell_path:
@@ -216,6 +223,21 @@ def literals_for(checks: Iterable[Check], kind: ArtifactKind) -> tuple[str, ...]
     return tuple(sorted(literals))
 
 
+def filter_for(checks: list[Check], kind: ArtifactKind
+               ) -> tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...]]:
+    """The prefilter's literals for one kind of artifact, the quiet patterns its checks
+    declare, and the literals quieted: those only checks with quiet patterns rely on."""
+    literals = literals_for(checks, kind)
+    record_kind = RECORD_KIND[kind]
+    readers = [c for c in checks if record_kind in c.kinds and c.literals]
+    quiet = {c: c.quiet_after_files() for c in readers}
+    patterns = tuple(sorted({p for found in quiet.values() for p in found}))
+    quieted = tuple(sorted(
+        lit for lit in {lit for c in readers if quiet[c] for lit in c.literals or ()}
+        if all(quiet[c] for c in readers if lit in (c.literals or ()))))
+    return literals, patterns, quieted
+
+
 def _merge(by_id: dict[str, Check], states: list[Check], report: HuntReport) -> None:
     """Fold one batch's partial states into the hunt's checks, in listing order."""
     for state in states:
@@ -226,39 +248,56 @@ def _merge(by_id: dict[str, Check], states: list[Check], report: HuntReport) -> 
 
 
 def read_all(
-    tasks: list[ReadTask], workers: int | None, progress: Progress | None
+    tasks: list[ReadTask], workers: int | None, progress: Progress | None,
+    total: int | None = None,
 ) -> Iterator[BatchResult]:
     """Read every artifact, in worker processes when there is enough to read.
 
     Batches are the same whatever the number of workers, and come back in listing order.
+    `total`: the bytes progress reports against (by default, those of `tasks`).
     """
-    total = sum(t.artifact.size for t in tasks)
+    size = sum(t.artifact.size for t in tasks)
+    total = size if total is None else total
     workers = workers or os.cpu_count() or 1
     units = _batches(tasks)
-    if workers <= 1 or total < PARALLEL_MIN_BYTES or len(tasks) < 2:
+    if workers <= 1 or size < PARALLEL_MIN_BYTES or len(tasks) < 2:
         for unit in units:
             batch = read_batch(unit)
             if progress:
                 progress(sum(t.artifact.size for t in unit), total)
             yield batch
         return
-    # Submitted biggest first, so one late giant does not leave the other cores idle;
-    # yielded in listing order, so the report does not depend on which core was faster.
+    # Yielded in listing order, so the report does not depend on which core was faster.
+    # Submitted a window at a time (the next one while this one is read), biggest first in
+    # each, so one late giant does not leave the other cores idle and the results waiting for
+    # their turn stay few, however many logs the copy holds.
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    if context.get_start_method() == "fork":
+        for task in tasks:  # compiled once here, not once per worker: forked workers inherit
+            _prefilter(task.literals, task.quiet, task.quieted)
+    step = WINDOW_PER_WORKER * workers
+    windows = [units[i : i + step] for i in range(0, len(units), step)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {id(u[0]): pool.submit(read_batch, u)
-                   for u in sorted(units, key=lambda u: -sum(t.artifact.size for t in u))}
-        for unit in units:
-            batch = futures.pop(id(unit[0])).result()
-            if progress:
-                progress(sum(t.artifact.size for t in unit), total)
-            yield batch
+        def submit(window: list[list[ReadTask]]) -> dict[int, Future[BatchResult]]:
+            return {id(u[0]): pool.submit(read_batch, u)
+                    for u in sorted(window, key=lambda u: -sum(t.artifact.size for t in u))}
+
+        ahead = submit(windows[0]) if windows else {}
+        for k, window in enumerate(windows):
+            current, ahead = ahead, submit(windows[k + 1]) if k + 1 < len(windows) else {}
+            for unit in window:
+                batch = current.pop(id(unit[0])).result()
+                if progress:
+                    progress(sum(t.artifact.size for t in unit), total)
+                yield batch
 
 
 # Work sent to a worker in one message: up to this many bytes or this many artifacts.
 # Thousands of hourly logs of a few hundred kB each cost more in messages than in reading.
 BATCH_BYTES = 16 << 20
 BATCH_ARTIFACTS = 64
+# Batches in flight per worker (see read_all): results wait at most two windows for their turn.
+WINDOW_PER_WORKER = 8
 
 
 def _batches(tasks: list[ReadTask]) -> list[list[ReadTask]]:
@@ -291,7 +330,7 @@ def read_artifact(task: ReadTask, judge: LogJudge | None = None) -> ReadResult:
     stats = ReadStats(artifact=task.artifact.path)
     result = ReadResult(task.artifact, task.kind, stats)
     collection = _collection(task.source)
-    prefilter = _prefilter(task.literals)
+    prefilter = _prefilter(task.literals, task.quiet, task.quieted)
     if task.kind is RecordKind.FILE:  # file stage: one record per file, bounded reads
         result.records.append(scan_file(collection, task.artifact, task.files, stats))
         return result
@@ -331,8 +370,9 @@ def forget_open_collections() -> None:
 
 
 @cache
-def _prefilter(literals: tuple[str, ...] | None) -> LiteralFilter:
-    return LiteralFilter(() if literals is None else literals)
+def _prefilter(literals: tuple[str, ...] | None, quiet: tuple[str, ...] = (),
+               quieted: tuple[str, ...] = ()) -> LiteralFilter:
+    return LiteralFilter(() if literals is None else literals, quiet, quieted)
 
 
 def _event_text(record: LogRecord) -> bytes:

@@ -37,9 +37,15 @@ class LiteralFilter:
     chunk of log is read once by hyperscan instead of once per question.
     """
 
-    def __init__(self, literals: Iterable[str]) -> None:
+    def __init__(self, literals: Iterable[str], quiet: Iterable[str] = (),
+                 quieted: Iterable[str] = ()) -> None:
+        """`quiet`: patterns (as literals are written) of text in which a hit of one of the
+        `quieted` literals does not count, such as a page the product serves all day; a hit
+        is inside when the quiet pattern ends where it does or one byte after (".asp" in
+        ".aspx"). A line whose every hit is quieted is not a match."""
         unique = sorted({lit for lit in literals if lit})
         self.literals = tuple(unique)
+        quiet = tuple(quiet) if unique else ()
         self._any = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK) if unique else None
         if self._any is not None:
             self._any.compile(
@@ -48,15 +54,18 @@ class LiteralFilter:
                 elements=len(unique),
                 flags=hyperscan.HS_FLAG_CASELESS,
             )
-        n = len(unique)
+        n, q = len(unique), len(quiet)
         self._chunk = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._chunk.compile(
-            expressions=[*(_expression(lit) for lit in unique), b"^#", b"\\x00"],
-            ids=[*range(n), n, n + 1],
-            elements=n + 2,
-            flags=[*([hyperscan.HS_FLAG_CASELESS] * n), hyperscan.HS_FLAG_MULTILINE, 0],
+            expressions=[*(_expression(lit) for lit in unique), b"^#", b"\\x00",
+                         *(_expression(pattern) for pattern in quiet)],
+            ids=[*range(n + 2 + q)],
+            elements=n + 2 + q,
+            flags=[*([hyperscan.HS_FLAG_CASELESS] * n), hyperscan.HS_FLAG_MULTILINE, 0,
+                   *([hyperscan.HS_FLAG_CASELESS] * q)],
         )
         self._ids = (n, n + 1)
+        self._quieted = self.mask_of(quieted) if quiet else 0
 
     def mask_of(self, literals: Iterable[str] | None) -> int:
         """The bits `scan` sets for lines holding any of `literals` (-1: every line)."""
@@ -88,17 +97,24 @@ class LiteralFilter:
         ends: list[tuple[int, int]] = []
         headers: list[int] = []
         junk_ends: list[tuple[int, int]] = []
+        quiet_ends: set[int] = set()
         header_id, junk_id = self._ids
 
         def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            if pattern == header_id:
+            if pattern < header_id:
+                ends.append((lo + end, 1 << pattern))
+            elif pattern == header_id:
                 headers.append(lo + end - 1)
             elif pattern == junk_id:
                 junk_ends.append((lo + end, 0))
             else:
-                ends.append((lo + end, 1 << pattern))
+                quiet_ends.add(lo + end)
 
         self._chunk.scan(memoryview(buf)[lo:hi], match_event_handler=on_match)  # type: ignore[type-var]
+        if quiet_ends:
+            quieted = self._quieted
+            ends = [(end, bit) for end, bit in ends if not (
+                bit & quieted and (end in quiet_ends or end + 1 in quiet_ends))]
         found = ChunkScan(headers=headers, junk=_line_starts_of(buf, lo, hi, junk_ends)[0])
         if self._any is None:
             found.matches = _all_line_starts(buf, lo, hi)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
@@ -184,16 +184,17 @@ def _left_out(session: Session, listing: Listing) -> list[tuple[int, str, int | 
                       .join(core(IngestedFile), files.id == runs.file_id)
                       .where(runs.host_id == hosts.id, runs.last_seen_at.is_(None),
                              files.report_type == listing.report_type))
-    query = (select(hosts.id, hosts.ip, hosts.organisation_id)
-             .where(hosts.unreported_since.is_(None), hosts.last_seen < listing.day,
-                    hosts.state.not_in([s.value for s in RESOLVED_STATES]),
-                    listed_by_type.exists()))
-    if listing.countries:
-        query = query.where(hosts.country.in_(listing.countries))
-    left = [(host_id, ip, org_id) for host_id, ip, org_id in fetch_rows(session, query)]
     day = listing.day.replace(hour=0, minute=0, second=0, microsecond=0)
-    bulk_update(session, core(Host), ["unreported_since"], [(day, h) for h, _, _ in left])
-    return left
+    marking = (update(core(Host))
+               .where(hosts.unreported_since.is_(None), hosts.last_seen < listing.day,
+                      hosts.state.not_in([s.value for s in RESOLVED_STATES]),
+                      listed_by_type.exists())
+               .values(unreported_since=day)
+               .returning(hosts.id, hosts.ip, hosts.organisation_id))
+    if listing.countries:
+        marking = marking.where(hosts.country.in_(listing.countries))
+    # one statement marks them and says which (RETURNING: SQLite 3.35+, PostgreSQL)
+    return [(host_id, ip, org_id) for host_id, ip, org_id in session.execute(marking)]
 
 
 def _reported_again(session: Session, now: datetime, events: list[tuple[object, ...]]
@@ -212,32 +213,27 @@ def _reported_again(session: Session, now: datetime, events: list[tuple[object, 
     return [(host_id, ip, org_id) for host_id, ip, org_id, _, _ in back]
 
 
-def _top(session: Session, column: Any, limit: int = 15) -> list[tuple[Any, int]]:
+def _top(session: Session, column: Any, *also: Any, limit: int = 15) -> list[tuple[Any, ...]]:
     count = func.count()
-    return [(value, n) for value, n in session.execute(
-        select(column, count).group_by(column).order_by(count.desc(), column).limit(limit))]
+    return list(session.execute(select(column, count, *also).group_by(column)
+                                .order_by(count.desc(), column).limit(limit)))
 
 
 def campaign_figures(session: Session, groups: dict[str, int] | None = None
                      ) -> dict[str, Any]:
     """The overview's groupings as they stand, each grouped in SQL: hosts by headline group
-    (`groups`: campaign_counts, when read already) and state, the top countries, sectors
-    and AS numbers."""
+    and state (`groups`: campaign_counts, when read already), the top countries, sectors and
+    AS numbers."""
     groups = groups or campaign_counts(session)
-    by_state = {state or "unknown": n for state, n in session.execute(
-        select(Host.state, func.count()).group_by(Host.state))}
-    by_as = []
-    for asn, n in _top(session, Host.asn):
-        name = (session.scalar(select(Host.as_name).where(Host.asn == asn,
-                                                          Host.as_name.is_not(None)).limit(1))
-                if asn is not None else None)
-        by_as.append({"asn": asn, "as_name": name, "hosts": n})
+    by_state = {k.removeprefix("state:"): n for k, n in groups.items()
+                if k.startswith("state:")}
     return {"hosts": sum(by_state.values()),
             "by_group": {g: groups[g] for g in (*HEADLINE_GROUPS, "unknown")},
             "by_state": by_state,
             "by_country": {c or "unknown": n for c, n in _top(session, Host.country)},
             "by_sector": {s or "unknown": n for s, n in _top(session, Host.sector)},
-            "by_as": by_as}
+            "by_as": [{"asn": asn, "as_name": name if asn is not None else None, "hosts": n}
+                      for asn, n, name in _top(session, Host.asn, func.max(Host.as_name))]}
 
 
 def latest_figures(session: Session) -> dict[str, Any] | None:
@@ -250,7 +246,8 @@ def latest_figures(session: Session) -> dict[str, Any] | None:
 
 
 def campaign_counts(session: Session) -> dict[str, int]:
-    """The headline groups and the uptake counts of the store now, in one grouped query."""
+    """The headline groups, the uptake counts and the hosts of each state ("state:S") of the
+    store now, in one grouped query."""
     hosts = core(Host).c
     counts = dict.fromkeys(("exposed", "vulnerable", "backdoored", "clean", "unreported",
                             "unknown", "vulnerable_ever", "confirmed", "dropped"), 0)
@@ -261,6 +258,8 @@ def campaign_counts(session: Session) -> dict[str, int]:
             select(hosts.state, unreported, ever, fixed, func.count())
             .group_by(hosts.state, unreported, ever, fixed)):
         counts[headline_group(state, bool(gone))] += n
+        key = f"state:{state or 'unknown'}"
+        counts[key] = counts.get(key, 0) + n
         if was_vulnerable:
             counts["vulnerable_ever"] += n
             if confirmed:

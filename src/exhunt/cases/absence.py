@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,14 @@ from sqlalchemy.orm import Session
 
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.cases.shadowcsv import SightingColumns
-from exhunt.cases.tracking import HEADLINE_GROUPS, RESOLVED_STATES, headline_group
+from exhunt.cases.tracking import (
+    HEADLINE_GROUPS,
+    RESOLVED_STATES,
+    SCAN_STATES,
+    headline_group,
+    next_state,
+    run_points,
+)
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows
 from exhunt.store.models import (
     COMPROMISED,
@@ -321,3 +329,82 @@ def held_back_days(session: Session) -> list[dict[str, Any]]:
              "reason": r.reason}
             for r in session.scalars(select(ReportDay).where(ReportDay.held_back)
                                      .order_by(ReportDay.day))]
+
+
+_COUNTED = ("exposed", "vulnerable", "backdoored", "clean", "unreported", "vulnerable_ever",
+            "confirmed", "dropped")
+
+
+def backfill_days(session: Session) -> int:
+    """daily_states for a store filled before they were kept (the absence migration runs
+    this): each day of evidence's headline groups by replaying every host's evidence runs
+    through the tracking rules, and the uptake from each host's first vulnerable and first
+    patched sightings. Absence is not replayed (the reports' listings were not kept), so
+    before the latest day no host counts as no longer reported; the latest day's row holds
+    the counts of now (record_day). The number of days written; none when the store has
+    daily_states already or no hosts."""
+    if session.scalar(select(func.count()).select_from(DailyStates)):
+        return 0
+    deltas = _day_deltas(session)
+    if not deltas:
+        return 0
+    days = sorted(deltas)
+    running = dict.fromkeys(_COUNTED, 0)
+    rows = []
+    for day in days:
+        for key, change in deltas[day].items():
+            if key in running:
+                running[key] += change
+        rows.append({"day": day, "figures": "{}", **running})
+    if len(rows) > 1:
+        session.execute(insert(DailyStates), rows[:-1])
+    record_day(session, days[-1])
+    return len(rows)
+
+
+def _day_deltas(session: Session) -> dict[datetime, dict[str, int]]:
+    """Per day of evidence, how each count moved that day (one pass over the runs in host
+    order: a host adds to a group on the day it enters it and leaves the one it was in)."""
+    runs, hosts = core(Observation).c, core(Host).c
+    query = (select(runs.host_id, runs.state, runs.seen_at, runs.last_seen_at, runs.source,
+                    hosts.last_seen, hosts.first_vulnerable_at, hosts.first_patched_at)
+             .join(core(Host), hosts.id == runs.host_id)
+             .order_by(runs.host_id, runs.seen_at, runs.id))
+    deltas: dict[datetime, dict[str, int]] = {}
+
+    def move(at: datetime, key: str, change: int) -> None:
+        day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        counts = deltas.setdefault(day, {})
+        counts[key] = counts.get(key, 0) + change
+
+    host_runs: list[tuple[Any, ...]] = []
+    for row in [*fetch_rows(session, query), None]:
+        if host_runs and (row is None or row[0] != host_runs[0][0]):
+            _replay_host(host_runs, move)
+            host_runs = []
+        if row is not None:
+            host_runs.append(row)
+    return deltas
+
+
+def _replay_host(runs: list[tuple[Any, ...]], move: Callable[[datetime, str, int], None]
+                 ) -> None:
+    _, _, _, _, _, last_seen, first_vulnerable, first_patched = runs[0]
+    points = run_points([(state, seen, until, source)
+                         for _, state, seen, until, source, *_ in runs], last_seen)
+    state: HostState | None = None
+    last_scan: HostState | None = None
+    group: str | None = None
+    for at, seen, source in points:
+        if source != "hunt" and seen in SCAN_STATES:
+            last_scan = seen
+        state = next_state(state, seen, last_scan)
+        now_in = headline_group(state.value)
+        if group is not None:
+            move(at, group, -1)
+        move(at, now_in, 1)  # every sighting's day is a day of evidence, moved or not
+        group = now_in
+    if first_vulnerable is not None:
+        move(first_vulnerable, "vulnerable_ever", 1)
+        if first_patched is not None:
+            move(max(first_vulnerable, first_patched), "confirmed", 1)

@@ -2,7 +2,8 @@
 
 hosts.unreported_since (a host left out of a report that would have listed it);
 ingested_files.report_type; report_days (each report's listing, counted or held back as
-partial); daily_states (the campaign's counts per day, written at ingest); cases.hosts,
+partial); daily_states (the campaign's counts per day, written at ingest, and replayed here
+from the evidence runs of a store filled before); cases.hosts,
 cases.worst, cases.worst_rank (kept by case judging, so case lists sort and page in SQL);
 indexes for absence and for the case list's sorts.
 
@@ -75,6 +76,19 @@ def upgrade() -> None:
         sa.Column("figures", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("day"),
     )
+    _backfill_days()
+
+
+def _backfill_days() -> None:
+    """A store filled before this migration gets its past days' counts (the dashboard's series
+    and uptake curve read them), replayed from the evidence runs it holds."""
+    from sqlalchemy.orm import Session
+
+    from exhunt.cases.absence import backfill_days
+
+    session = Session(bind=op.get_bind())
+    backfill_days(session)
+    session.flush()
 
 
 def downgrade() -> None:

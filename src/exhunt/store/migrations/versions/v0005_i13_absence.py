@@ -33,8 +33,7 @@ _WORST_OF = "CASE worst_rank " + " ".join(
 def upgrade() -> None:
     with op.batch_alter_table("hosts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("unreported_since", sa.DateTime(), nullable=True))
-        batch_op.create_index("ix_hosts_unreported", ["unreported_since", "last_seen"],
-                              unique=False)
+        batch_op.create_index("ix_hosts_unreported", ["unreported_since"], unique=False)
     with op.batch_alter_table("ingested_files", schema=None) as batch_op:
         batch_op.add_column(sa.Column("report_type", sa.String(length=64), nullable=True))
     with op.batch_alter_table("cases", schema=None) as batch_op:

@@ -1,5 +1,4 @@
-"""What both ingest benches share: the lab's two daily reports and IntelMQ's parser run on a
-file in its own venv (see run.py's docstring for setting that up)."""
+"""IntelMQ's parser run on a file in its own venv (see run.py's docstring for setting that up)."""
 
 from __future__ import annotations
 
@@ -7,21 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from exhunt.lab.campaign import write_campaign
-
 HERE = Path(__file__).resolve().parent
-
-
-def lab_days(rows: int, prefix: str) -> tuple[Path, Path, Path]:
-    """(work folder holding contacts.csv, first day's report, next day's report)."""
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    write_campaign(work, servers=rows, days=2, parquet=False)
-    first, second = sorted(work.glob("*-scan_exchange.csv"))
-    return work, first, second
 
 
 def intelmq_venv() -> Path:

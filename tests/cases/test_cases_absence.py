@@ -11,15 +11,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
+import sqlalchemy as sa
+from alembic import command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from exhunt.cases.absence import report_type
+from exhunt.cases.absence import backfill_days, report_type
 from exhunt.lab.campaign import COLUMNS
-from exhunt.store.db import Store
-from exhunt.store.models import Case, Host, Organisation
+from exhunt.store.db import Store, alembic_config
+from exhunt.store.models import Case, DailyStates, Host, Organisation, ReportDay
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exhunt_cases_app import app
@@ -215,3 +217,62 @@ def test_dashboard_and_portal_show_absence(db_url: str, tmp_path: Path) -> None:
     assert 'id="confirm-invite"' not in client.get(f"/cases/{refs['Org A']}").text
     listed = client.get("/api/cases", params={"sort": "status"}).json()
     assert {c["status_text"] for c in listed} == {"open", "probably remediated, unconfirmed"}
+
+
+def test_a_store_from_before_absence_gets_its_past_days(db_url: str, tmp_path: Path) -> None:
+    """Upgrading a store filled before daily_states existed replays its days: the uptake
+    curve and the states over time are those ingest would have written."""
+    days = write_campaign(tmp_path)
+    run("contacts", "import", str(tmp_path / "contacts.csv"), "--db", db_url)
+    run("ingest", str(days[0]), "--db", db_url)
+    run("ingest", str(days[1]), "--db", db_url)  # 1-5 patched: left out (not replayed)
+    scan = tmp_path / "scan.jsonl"
+    scan.write_bytes(b"".join(orjson.dumps({
+        "target": f"10.0.0.{n}", "ip": f"10.0.0.{n}", "port": 443, "scheme": "https",
+        "time": f"2021-03-0{day}T09:00:00+00:00", "reachable": True, "exchange": True,
+        "build": "15.1.2176.9", "build_source": "x-owa-version",
+        "product": "Exchange Server 2016", "release": "CU19 Mar21SU",
+        "vulnerabilities": {"CVE-2021-26855": "patched"}, "error": None}) + b"\n"
+        for n, day in ((1, 3), (2, 3), (3, 4), (4, 5), (5, 5))))
+    run("ingest", str(scan), "--db", db_url)
+    before = orjson.loads(run("stats", "--db", db_url, "--format", "json"))
+
+    store = Store(db_url)
+    with store.engine.connect() as connection:  # back to before the absence migration
+        if connection.dialect.name == "sqlite":  # its table rebuilds need this, with data in
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.execute(sa.delete(DailyStates))
+        connection.execute(sa.delete(ReportDay))
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0003_i12_provenance")
+        connection.commit()
+        assert "daily_states" not in sa.inspect(connection).get_table_names()
+    store.close()
+    Store(db_url).close()  # the new exhunt opens the old store: migrated
+
+    after = orjson.loads(run("stats", "--db", db_url, "--format", "json"))
+    assert after["by_group"] == before["by_group"]  # the counts of now
+    # a point for each day of evidence, the scan's confirmations on the days they were seen
+    curve = [(p["day"], p["vulnerable_ever"], p["patched"], p["unreported"])
+             for p in after["uptake"]]
+    assert curve == [("2021-03-02", 19, 0, 0), ("2021-03-03", 19, 2, 0),
+                     ("2021-03-04", 19, 3, 0), ("2021-03-05", 19, 5, 0)]
+
+
+def test_the_backfill_replays_states_over_time(db_url: str, tmp_path: Path) -> None:
+    """Each past day's headline groups as the tracking rules give them on that day."""
+    days = write_campaign(tmp_path)
+    run("contacts", "import", str(tmp_path / "contacts.csv"), "--db", db_url)
+    run("ingest", str(days[0]), str(days[1]), "--db", db_url)
+    store = Store(db_url)
+    with store.transaction() as session:
+        session.execute(sa.delete(DailyStates))
+        assert backfill_days(session) == 2
+        assert backfill_days(session) == 0  # once only
+    with store.session() as session:
+        rows = [(f"{r.day:%m-%d}", r.vulnerable, r.backdoored, r.vulnerable_ever)
+                for r in session.scalars(sa.select(DailyStates).order_by(DailyStates.day))]
+    store.close()
+    # day 1: 19 vulnerable and the back door; day 2 the same hosts (absence not replayed)
+    assert rows == [("03-02", 19, 1, 19), ("03-03", 14, 1, 19)]

@@ -11,13 +11,20 @@ EXPECTED = {"cases", "contacts", "events", "hosts", "ingested_files", "messages"
             "networks", "observations", "organisations", "rejects"}
 
 
+def _not_a_trigram_index(item: object, name: str | None, kind: str, *_: object) -> bool:
+    """The case search's trigram indexes are PostgreSQL's alone (made by the absence migration
+    when pg_trgm is there), so the models, shared by both databases, do not list them."""
+    return not (kind == "index" and (name or "").endswith("_trgm"))
+
+
 def test_migrations_build_every_table_and_match_the_models(db_url: str) -> None:
     store = Store(db_url)
     try:
         assert set(store.table_names()) >= EXPECTED
         assert "alembic_version" in store.table_names()
         with store.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(
+                conn, opts={"include_object": _not_a_trigram_index}), Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:
         store.close()

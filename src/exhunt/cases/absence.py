@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,12 +22,19 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.cases.shadowcsv import SightingColumns
-from exhunt.cases.tracking import HEADLINE_GROUPS, RESOLVED_STATES, headline_group
+from exhunt.cases.tracking import (
+    HEADLINE_GROUPS,
+    RESOLVED_STATES,
+    SCAN_STATES,
+    headline_group,
+    next_state,
+    run_points,
+)
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows
 from exhunt.store.models import (
     COMPROMISED,
@@ -184,16 +192,17 @@ def _left_out(session: Session, listing: Listing) -> list[tuple[int, str, int | 
                       .join(core(IngestedFile), files.id == runs.file_id)
                       .where(runs.host_id == hosts.id, runs.last_seen_at.is_(None),
                              files.report_type == listing.report_type))
-    query = (select(hosts.id, hosts.ip, hosts.organisation_id)
-             .where(hosts.unreported_since.is_(None), hosts.last_seen < listing.day,
-                    hosts.state.not_in([s.value for s in RESOLVED_STATES]),
-                    listed_by_type.exists()))
-    if listing.countries:
-        query = query.where(hosts.country.in_(listing.countries))
-    left = [(host_id, ip, org_id) for host_id, ip, org_id in fetch_rows(session, query)]
     day = listing.day.replace(hour=0, minute=0, second=0, microsecond=0)
-    bulk_update(session, core(Host), ["unreported_since"], [(day, h) for h, _, _ in left])
-    return left
+    marking = (update(core(Host))
+               .where(hosts.unreported_since.is_(None), hosts.last_seen < listing.day,
+                      hosts.state.not_in([s.value for s in RESOLVED_STATES]),
+                      listed_by_type.exists())
+               .values(unreported_since=day)
+               .returning(hosts.id, hosts.ip, hosts.organisation_id))
+    if listing.countries:
+        marking = marking.where(hosts.country.in_(listing.countries))
+    # one statement marks them and says which (RETURNING: SQLite 3.35+, PostgreSQL)
+    return [(host_id, ip, org_id) for host_id, ip, org_id in session.execute(marking)]
 
 
 def _reported_again(session: Session, now: datetime, events: list[tuple[object, ...]]
@@ -212,32 +221,27 @@ def _reported_again(session: Session, now: datetime, events: list[tuple[object, 
     return [(host_id, ip, org_id) for host_id, ip, org_id, _, _ in back]
 
 
-def _top(session: Session, column: Any, limit: int = 15) -> list[tuple[Any, int]]:
+def _top(session: Session, column: Any, *also: Any, limit: int = 15) -> list[tuple[Any, ...]]:
     count = func.count()
-    return [(value, n) for value, n in session.execute(
-        select(column, count).group_by(column).order_by(count.desc(), column).limit(limit))]
+    return list(session.execute(select(column, count, *also).group_by(column)
+                                .order_by(count.desc(), column).limit(limit)))
 
 
 def campaign_figures(session: Session, groups: dict[str, int] | None = None
                      ) -> dict[str, Any]:
     """The overview's groupings as they stand, each grouped in SQL: hosts by headline group
-    (`groups`: campaign_counts, when read already) and state, the top countries, sectors
-    and AS numbers."""
+    and state (`groups`: campaign_counts, when read already), the top countries, sectors and
+    AS numbers."""
     groups = groups or campaign_counts(session)
-    by_state = {state or "unknown": n for state, n in session.execute(
-        select(Host.state, func.count()).group_by(Host.state))}
-    by_as = []
-    for asn, n in _top(session, Host.asn):
-        name = (session.scalar(select(Host.as_name).where(Host.asn == asn,
-                                                          Host.as_name.is_not(None)).limit(1))
-                if asn is not None else None)
-        by_as.append({"asn": asn, "as_name": name, "hosts": n})
+    by_state = {k.removeprefix("state:"): n for k, n in groups.items()
+                if k.startswith("state:")}
     return {"hosts": sum(by_state.values()),
             "by_group": {g: groups[g] for g in (*HEADLINE_GROUPS, "unknown")},
             "by_state": by_state,
             "by_country": {c or "unknown": n for c, n in _top(session, Host.country)},
             "by_sector": {s or "unknown": n for s, n in _top(session, Host.sector)},
-            "by_as": by_as}
+            "by_as": [{"asn": asn, "as_name": name if asn is not None else None, "hosts": n}
+                      for asn, n, name in _top(session, Host.asn, func.max(Host.as_name))]}
 
 
 def latest_figures(session: Session) -> dict[str, Any] | None:
@@ -250,7 +254,8 @@ def latest_figures(session: Session) -> dict[str, Any] | None:
 
 
 def campaign_counts(session: Session) -> dict[str, int]:
-    """The headline groups and the uptake counts of the store now, in one grouped query."""
+    """The headline groups, the uptake counts and the hosts of each state ("state:S") of the
+    store now, in one grouped query."""
     hosts = core(Host).c
     counts = dict.fromkeys(("exposed", "vulnerable", "backdoored", "clean", "unreported",
                             "unknown", "vulnerable_ever", "confirmed", "dropped"), 0)
@@ -261,6 +266,8 @@ def campaign_counts(session: Session) -> dict[str, int]:
             select(hosts.state, unreported, ever, fixed, func.count())
             .group_by(hosts.state, unreported, ever, fixed)):
         counts[headline_group(state, bool(gone))] += n
+        key = f"state:{state or 'unknown'}"
+        counts[key] = counts.get(key, 0) + n
         if was_vulnerable:
             counts["vulnerable_ever"] += n
             if confirmed:
@@ -322,3 +329,82 @@ def held_back_days(session: Session) -> list[dict[str, Any]]:
              "reason": r.reason}
             for r in session.scalars(select(ReportDay).where(ReportDay.held_back)
                                      .order_by(ReportDay.day))]
+
+
+_COUNTED = ("exposed", "vulnerable", "backdoored", "clean", "unreported", "vulnerable_ever",
+            "confirmed", "dropped")
+
+
+def backfill_days(session: Session) -> int:
+    """daily_states for a store filled before they were kept (the absence migration runs
+    this): each day of evidence's headline groups by replaying every host's evidence runs
+    through the tracking rules, and the uptake from each host's first vulnerable and first
+    patched sightings. Absence is not replayed (the reports' listings were not kept), so
+    before the latest day no host counts as no longer reported; the latest day's row holds
+    the counts of now (record_day). The number of days written; none when the store has
+    daily_states already or no hosts."""
+    if session.scalar(select(func.count()).select_from(DailyStates)):
+        return 0
+    deltas = _day_deltas(session)
+    if not deltas:
+        return 0
+    days = sorted(deltas)
+    running = dict.fromkeys(_COUNTED, 0)
+    rows = []
+    for day in days:
+        for key, change in deltas[day].items():
+            if key in running:
+                running[key] += change
+        rows.append({"day": day, "figures": "{}", **running})
+    if len(rows) > 1:
+        session.execute(insert(DailyStates), rows[:-1])
+    record_day(session, days[-1])
+    return len(rows)
+
+
+def _day_deltas(session: Session) -> dict[datetime, dict[str, int]]:
+    """Per day of evidence, how each count moved that day (one pass over the runs in host
+    order: a host adds to a group on the day it enters it and leaves the one it was in)."""
+    runs, hosts = core(Observation).c, core(Host).c
+    query = (select(runs.host_id, runs.state, runs.seen_at, runs.last_seen_at, runs.source,
+                    hosts.last_seen, hosts.first_vulnerable_at, hosts.first_patched_at)
+             .join(core(Host), hosts.id == runs.host_id)
+             .order_by(runs.host_id, runs.seen_at, runs.id))
+    deltas: dict[datetime, dict[str, int]] = {}
+
+    def move(at: datetime, key: str, change: int) -> None:
+        day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        counts = deltas.setdefault(day, {})
+        counts[key] = counts.get(key, 0) + change
+
+    host_runs: list[tuple[Any, ...]] = []
+    for row in [*fetch_rows(session, query), None]:
+        if host_runs and (row is None or row[0] != host_runs[0][0]):
+            _replay_host(host_runs, move)
+            host_runs = []
+        if row is not None:
+            host_runs.append(row)
+    return deltas
+
+
+def _replay_host(runs: list[tuple[Any, ...]], move: Callable[[datetime, str, int], None]
+                 ) -> None:
+    _, _, _, _, _, last_seen, first_vulnerable, first_patched = runs[0]
+    points = run_points([(state, seen, until, source)
+                         for _, state, seen, until, source, *_ in runs], last_seen)
+    state: HostState | None = None
+    last_scan: HostState | None = None
+    group: str | None = None
+    for at, seen, source in points:
+        if source != "hunt" and seen in SCAN_STATES:
+            last_scan = seen
+        state = next_state(state, seen, last_scan)
+        now_in = headline_group(state.value)
+        if group is not None:
+            move(at, group, -1)
+        move(at, now_in, 1)  # every sighting's day is a day of evidence, moved or not
+        group = now_in
+    if first_vulnerable is not None:
+        move(first_vulnerable, "vulnerable_ever", 1)
+        if first_patched is not None:
+            move(max(first_vulnerable, first_patched), "confirmed", 1)

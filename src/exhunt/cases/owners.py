@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.attribution import (
@@ -17,7 +17,7 @@ from exhunt.cases.attribution import (
     choose_sector,
     country_of,
 )
-from exhunt.cases.tracking import RESOLVED_STATES, hosts_worst
+from exhunt.cases.tracking import RESOLVED_STATES
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows, in_parts
 from exhunt.store.models import (
     COMPROMISED,
@@ -151,25 +151,33 @@ class CaseBook:
         bulk_insert(self.session, core(Event), ["case_id", "kind", "at", "detail"], events)
 
     def judge(self, org_ids: set[int]) -> list[tuple[object, ...]]:
-        """Each case's status from the states of its hosts (case_status), and the host count
-        and worst state the case lists sort by; the events of the cases whose status moved."""
-        held: dict[int, list[tuple[str | None, bool]]] = {}
-        query = select(Host.organisation_id, Host.state, Host.unreported_since.is_not(None))
-        for part in in_parts(self.session, query, core(Host).c.organisation_id, sorted(org_ids)):
-            for org_id, state, unreported in fetch_rows(self.session, part):
+        """Each case's status from the states of its hosts (status_of), and the host count
+        and worst state the case lists sort by; the events of the cases whose status moved.
+        The hosts are counted in SQL, one grouped row per organisation."""
+        hosts = core(Host).c
+        rank = func.max(case({s.value: RANK[s] for s in HostState}, value=hosts.state))
+        resolved = hosts.state.in_([s.value for s in RESOLVED_STATES])
+        settled = or_(resolved, and_(hosts.unreported_since.is_not(None),
+                                     hosts.state.is_not(None),
+                                     hosts.state.not_in([s.value for s in COMPROMISED])))
+        query = (select(hosts.organisation_id, func.count(), rank,
+                        func.sum(case((resolved, 1), else_=0)),
+                        func.sum(case((settled, 1), else_=0)))
+                 .group_by(hosts.organisation_id))
+        held: dict[int, tuple[int, int, int, int]] = {}
+        for part in in_parts(self.session, query, hosts.organisation_id, sorted(org_ids)):
+            for org_id, n, worst_rank, n_resolved, n_settled in fetch_rows(self.session, part):
                 if org_id in org_ids:
-                    held.setdefault(org_id, []).append((state, bool(unreported)))
+                    held[org_id] = (n, -1 if worst_rank is None else worst_rank,
+                                    n_resolved, n_settled)
         moved: list[tuple[object, ...]] = []
         counted: list[tuple[object, ...]] = []
         events: list[tuple[object, ...]] = []
         for org_id in sorted(org_ids):
-            hosts = held.get(org_id, [])
-            worst = hosts_worst(state for state, _ in hosts)
-            rank = RANK[worst] if worst else -1
-            if self.counts.get(org_id) != (len(hosts), rank):
-                counted.append((len(hosts), worst.value if worst else None, rank,
-                                self.cases[org_id][0]))
-            status = case_status(hosts)
+            n, worst_rank, n_resolved, n_settled = held.get(org_id, (0, -1, 0, 0))
+            if self.counts.get(org_id) != (n, worst_rank):
+                counted.append((n, _BY_RANK.get(worst_rank), worst_rank, self.cases[org_id][0]))
+            status = status_of(n, n_resolved, n_settled)
             case_id, was, reference = self.cases[org_id]
             if status == was:
                 continue
@@ -182,21 +190,23 @@ class CaseBook:
         return events
 
 
+_BY_RANK = {rank: state.value for state, rank in RANK.items()}
+
+
 STATUS_TEXT = {"open": "open", "resolved": "resolved",
                "unconfirmed": "probably remediated, unconfirmed"}
 
 
-def case_status(hosts: list[tuple[str | None, bool]]) -> str:
-    """(state, no longer reported) of each host -> the case's status. Resolved: every host
-    confirmed patched or clean. Unconfirmed ("probably remediated"): the rest are no longer
-    reported and none of them is compromised (a report leaving out a back-doored host proves
-    nothing: patching closes the hole but removes no back door). Else open."""
+def status_of(hosts: int, resolved: int, settled: int) -> str:
+    """A case's status from how many hosts it has, how many are confirmed patched or clean,
+    and how many are either that or no longer reported and not compromised. Resolved: every
+    host confirmed. Unconfirmed ("probably remediated"): every host settled (a report leaving
+    out a back-doored host proves nothing: patching closes the hole but removes no back
+    door). Else open."""
     if not hosts:
         return "open"
-    if all(state in RESOLVED_STATES for state, _ in hosts):
+    if resolved == hosts:
         return "resolved"
-    if all(state in RESOLVED_STATES or (unreported and state is not None
-                                        and HostState(state) not in COMPROMISED)
-           for state, unreported in hosts):
+    if settled == hosts:
         return "unconfirmed"
     return "open"

@@ -85,7 +85,9 @@ class Host(Base):
     __tablename__ = "hosts"
     # absence reads hosts not yet marked and not seen since a day, and marked hosts seen
     # again, from this index alone (absence.py)
-    __table_args__ = (Index("ix_hosts_unreported", "unreported_since", "last_seen"),)
+    # not on last_seen: every daily report moves most hosts' last sighting, and an index
+    # holding it would be rewritten for each (a third of a later day's host updates)
+    __table_args__ = (Index("ix_hosts_unreported", "unreported_since"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ip: Mapped[str] = mapped_column(String(64), unique=True)
     hostname: Mapped[str | None] = mapped_column(Text)

@@ -107,19 +107,22 @@ def _like(needle: str) -> str:
         "_", "\\_") + "%"
 
 
-def _matching_organisations(needle: str) -> Any:
+def _matching_organisations(needle: str, dialect: str) -> Any:
     """The organisations a search names: by case reference, organisation name, or a host's
-    address or name (one plain scan of each table, not one per case)."""
+    address or name (on PostgreSQL from trigram indexes on exactly these lower() expressions,
+    see the absence migration; on SQLite one plain scan of each table, not one per case)."""
     pattern = _like(needle)
+
+    def contains(column: Any) -> Any:
+        # SQLite's LIKE already ignores case, for ASCII only, like its lower(): the same
+        # match without a function call per row
+        text = column if dialect == "sqlite" else func.lower(column)
+        return text.like(pattern, escape="\\")
     return union(
-        select(Case.organisation_id).where(func.lower(Case.reference).like(pattern,
-                                                                             escape="\\")),
-        select(Organisation.id).where(func.lower(Organisation.name).like(pattern,
-                                                                           escape="\\")),
+        select(Case.organisation_id).where(contains(Case.reference)),
+        select(Organisation.id).where(contains(Organisation.name)),
         select(Host.organisation_id).where(
-            Host.organisation_id.is_not(None),
-            func.lower(Host.ip).like(pattern, escape="\\")
-            | func.lower(func.coalesce(Host.hostname, "")).like(pattern, escape="\\")))
+            Host.organisation_id.is_not(None), contains(Host.ip) | contains(Host.hostname)))
 
 
 def case_page(session: Session, query: str = "", sort: str = "reference",
@@ -136,13 +139,15 @@ def case_page(session: Session, query: str = "", sort: str = "reference",
     ids = select(Case.id)
     if column is Organisation.name:
         ids = ids.join(Organisation, Organisation.id == Case.organisation_id)
-    counted = select(func.count(Case.id))
+    ids = ids.order_by(order, Case.id.desc() if descending else Case.id)
     needle = query.strip()[:200]
-    if needle:
-        named = Case.organisation_id.in_(_matching_organisations(needle))
-        ids, counted = ids.where(named), counted.where(named)
-    chosen = list(session.scalars(ids.order_by(order, Case.id.desc() if descending
-                                               else Case.id).limit(limit).offset(offset)))
+    if needle:  # the search runs once: every match's id in order, counted and paged here
+        every = list(session.scalars(ids.where(Case.organisation_id.in_(
+            _matching_organisations(needle, session.get_bind().dialect.name)))))
+        total, chosen = len(every), every[offset:offset + limit]
+    else:
+        total = session.scalar(select(func.count(Case.id))) or 0
+        chosen = list(session.scalars(ids.limit(limit).offset(offset)))
     found = {r.id: r for r in session.execute(
         select(Case.id, Case.reference, Organisation.name, Organisation.country,
                Organisation.sector, Case.status, Case.flagged, Case.hosts, Case.worst,
@@ -154,7 +159,7 @@ def case_page(session: Session, query: str = "", sort: str = "reference",
              "status_text": STATUS_TEXT.get(r.status, r.status), "flagged": r.flagged,
              "hosts": r.hosts, "worst": r.worst, "notified": _iso(r.last_notified_at)}
             for r in (found[i] for i in chosen if i in found)]
-    return session.scalar(counted) or 0, rows
+    return total, rows
 
 
 def host_page(session: Session, group: str = "", limit: int = 200, offset: int = 0

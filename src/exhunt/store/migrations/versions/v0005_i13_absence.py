@@ -2,11 +2,9 @@
 
 hosts.unreported_since (a host left out of a report that would have listed it);
 ingested_files.report_type; report_days (each report's listing, counted or held back as
-partial); daily_states (the campaign's counts per day, written at ingest, and replayed here
-from the evidence runs of a store filled before); cases.hosts,
+partial); daily_states (the campaign's counts per day, written at ingest); cases.hosts,
 cases.worst, cases.worst_rank (kept by case judging, so case lists sort and page in SQL);
-indexes for absence and for the case list's sorts; on PostgreSQL, trigram indexes for the
-case search.
+indexes for absence and for the case list's sorts.
 
 Revision ID: 0003_i13_absence
 Revises: 0003
@@ -33,7 +31,8 @@ _WORST_OF = "CASE worst_rank " + " ".join(
 def upgrade() -> None:
     with op.batch_alter_table("hosts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("unreported_since", sa.DateTime(), nullable=True))
-        batch_op.create_index("ix_hosts_unreported", ["unreported_since"], unique=False)
+        batch_op.create_index("ix_hosts_unreported", ["unreported_since", "last_seen"],
+                              unique=False)
     with op.batch_alter_table("ingested_files", schema=None) as batch_op:
         batch_op.add_column(sa.Column("report_type", sa.String(length=64), nullable=True))
     with op.batch_alter_table("cases", schema=None) as batch_op:
@@ -76,45 +75,9 @@ def upgrade() -> None:
         sa.Column("figures", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("day"),
     )
-    _backfill_days()
-    if op.get_bind().dialect.name == "postgresql":
-        _trigram_indexes()
-
-
-# what the case search matches with LIKE '%...%' (web/queries.py); PostgreSQL answers that
-# from a trigram index (pg_trgm, shipped with PostgreSQL's contrib), SQLite by a scan
-_SEARCHED = (("ix_hosts_ip_trgm", "hosts", "ip"), ("ix_hosts_hostname_trgm", "hosts", "hostname"),
-             ("ix_organisations_name_trgm", "organisations", "name"),
-             ("ix_cases_reference_trgm", "cases", "reference"))
-
-
-def _trigram_indexes() -> None:
-    bind = op.get_bind()
-    try:
-        with bind.begin_nested():
-            bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    except sa.exc.DBAPIError:
-        return  # not installed or not allowed here: search still works, by a scan
-    for name, table, column in _SEARCHED:
-        op.execute(f"CREATE INDEX {name} ON {table} USING gin (lower({column}) gin_trgm_ops)")
-
-
-def _backfill_days() -> None:
-    """A store filled before this migration gets its past days' counts (the dashboard's series
-    and uptake curve read them), replayed from the evidence runs it holds."""
-    from sqlalchemy.orm import Session
-
-    from exhunt.cases.absence import backfill_days
-
-    session = Session(bind=op.get_bind())
-    backfill_days(session)
-    session.flush()
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for name, _, _ in _SEARCHED:
-            op.execute(f"DROP INDEX IF EXISTS {name}")
     op.drop_table("daily_states")
     op.drop_index("ix_report_days_report_type", table_name="report_days")
     op.drop_table("report_days")

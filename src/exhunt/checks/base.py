@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import ClassVar, Self
 
 from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.readers.events import EventSelection
 from exhunt.share.imported import LogIndicators
 
 _REGISTRY: dict[str, type[Check]] = {}
@@ -48,6 +49,9 @@ class Check(ABC):
     # Lines without any of these (case-insensitive) never reach the check.
     # None means the check must see every record of its kinds.
     literals: ClassVar[tuple[str, ...] | None] = ()
+    # The events (kind EVENT) `feed` can act on; .evtx records outside every check's
+    # selection are not decoded. None: every event.
+    events: ClassVar[EventSelection | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

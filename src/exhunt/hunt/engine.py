@@ -29,7 +29,7 @@ from exhunt.model import (
     RecordKind,
 )
 from exhunt.readers.base import ReadStats
-from exhunt.readers.events import read_events
+from exhunt.readers.events import EventSelection, read_events
 from exhunt.readers.prefilter import LiteralFilter
 from exhunt.readers.textlog import LineWanted, read_matched_lines, read_text_log
 
@@ -63,6 +63,7 @@ class ReadTask:
     literals: tuple[str, ...] | None
     files: FileStageSettings = field(default_factory=FileStageSettings)  # file stage
     context: HuntContext = field(default_factory=HuntContext)  # for the log checks
+    events: EventSelection | None = None  # the events some check reads (None: all)
 
 
 @dataclass(slots=True)
@@ -182,8 +183,9 @@ def _hunt_collection(
     checks = [cls(context) for cls in registered_checks()]
     # Once per kind, not per artifact: with imported indicators a union holds thousands.
     literals = {kind: literals_for(checks, kind) for kind in {a.kind for a in artifacts}}
+    events = EventSelection.union(c.events for c in checks if RecordKind.EVENT in c.kinds)
     tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], literals[a.kind], files,
-                      context) for a in artifacts]
+                      context, events) for a in artifacts]
     by_id = {check.id: check for check in checks}
     findings: list[Finding] = []
     for batch in read_all(tasks, workers, progress):
@@ -298,7 +300,8 @@ def read_artifact(task: ReadTask, judge: LogJudge | None = None) -> ReadResult:
         with collection.open(task.artifact) as stream:
             if task.kind is RecordKind.EVENT:
                 local = collection.local_path(task.artifact)
-                for record in read_events(stream, task.artifact.path, stats, local_path=local):
+                for record in read_events(stream, task.artifact.path, stats, local_path=local,
+                                          select=task.events):
                     if prefilter.matches(_event_text(record)):
                         result.records.append(record)
             elif judge is not None:

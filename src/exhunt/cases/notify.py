@@ -628,21 +628,10 @@ class Sender:
         smtp = self._connection()
         handing = False  # set once the end-of-data marker may have left
         try:
-            code, reply = smtp.mail(self.sender)
-            self._check(code, reply, "MAIL FROM")
-            refused: tuple[int, bytes] | None = None
-            accepted = 0
-            for address in recipients_of(recipient):
-                code, reply = smtp.rcpt(address)
-                if 200 <= code < 400:
-                    accepted += 1
-                else:
-                    refused = (code, reply)
-            if not accepted and refused is not None:  # one refused address stops no other
-                self._check(*refused, "RCPT TO")
-            code, reply = smtp.docmd("DATA")
-            if code != 354:
-                self._check(code, reply, "DATA")
+            if smtp.has_extn("pipelining"):
+                self._envelope_pipelined(smtp, recipients_of(recipient))
+            else:
+                self._envelope(smtp, recipients_of(recipient))
             payload = smtp_payload(body)
             smtp.send(payload[:-len(END_OF_DATA)])  # all but the marker the server acts on
             if token is None:
@@ -669,6 +658,40 @@ class Sender:
             return
         self._unclaim(message_pk)
         self._check(code, reply, "end of data")
+
+    def _envelope(self, smtp: smtplib.SMTP, recipients: list[str]) -> None:
+        """MAIL FROM, each RCPT TO and DATA, each answered before the next is sent."""
+        code, reply = smtp.mail(self.sender)
+        self._check(code, reply, "MAIL FROM")
+        replies = [smtp.rcpt(address) for address in recipients]
+        self._check_recipients(replies)
+        code, reply = smtp.docmd("DATA")
+        if code != 354:
+            self._check(code, reply, "DATA")
+
+    def _envelope_pipelined(self, smtp: smtplib.SMTP, recipients: list[str]) -> None:
+        """The same commands in one write, their replies read after (RFC 2920 PIPELINING,
+        offered by the server's EHLO): two round trips a notice instead of four."""
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(self.sender)}",
+                    *(f"RCPT TO:{smtplib.quoteaddr(a)}" for a in recipients), "DATA"]
+        smtp.send("".join(f"{c}\r\n" for c in commands))
+        replies = [smtp.getreply() for _ in commands]  # all of them: the stream stays in step
+        (mail_code, mail_reply), *rcpts, (data_code, data_reply) = replies
+        if data_code == 354 and not (200 <= mail_code < 400 and any(
+                200 <= code < 400 for code, _ in rcpts)):
+            # a server that opened DATA for an envelope it refused gets an empty message
+            smtp.send(END_OF_DATA)
+            smtp.getreply()
+        self._check(mail_code, mail_reply, "MAIL FROM")
+        self._check_recipients(rcpts)
+        if data_code != 354:
+            self._check(data_code, data_reply, "DATA")
+
+    def _check_recipients(self, replies: list[tuple[int, bytes]]) -> None:
+        """One refused address stops no other; all refused stops the notice."""
+        refused = [r for r in replies if not 200 <= r[0] < 400]
+        if refused and len(refused) == len(replies):
+            self._check(*refused[-1], "RCPT TO")
 
     def _check(self, code: int, reply: bytes, step: str) -> None:
         if 200 <= code < 400:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from exhunt.cases.handover import HandoverJournal, claim_token
@@ -707,15 +707,20 @@ class Sender:
         raise PermanentFailure(text)
 
     def _record_confirmed(self, session: Session) -> None:
+        """The accepted messages 'sent', with their case-file events: two statements for the
+        whole batch (no ORM object per message: it cost as much as the SMTP exchange)."""
         if not self._confirmed:
             return
         now = utcnow()
-        for message in session.scalars(select(Message).where(Message.id.in_(self._confirmed))):
-            message.status = MessageStatus.SENT
-            message.sent_at = now
-            message.error = None
-            session.add(Event(case_id=message.case_id, kind="notice-sent", at=now,
-                              detail=f"{message.message_id} to {message.recipient}"))
+        rows = session.execute(update(Message).where(Message.id.in_(self._confirmed))
+                               .values(status=MessageStatus.SENT, sent_at=now, error=None)
+                               .returning(Message.id, Message.case_id, Message.message_id,
+                                          Message.recipient)).all()
+        if rows:
+            session.execute(insert(Event), [
+                {"case_id": case_id, "kind": "notice-sent", "at": now,
+                 "detail": f"{message_id} to {recipient}"}
+                for _, case_id, message_id, recipient in sorted(rows)])
         self._confirmed.clear()
 
     def _claim(self, message_pk: int) -> str | None:

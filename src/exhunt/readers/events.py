@@ -722,18 +722,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _evtx_record(record: object, artifact: str, number: int, stats: ReadStats) -> LogRecord | None:
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         stats.bad_line(number, "EVTX parser returned no record")
         return None
     rendered = record.get("data")
     record_id = record.get("event_record_id")
     try:
-        event = orjson.loads(rendered) if isinstance(rendered, str) else None
+        event = orjson.loads(rendered) if type(rendered) is str else None
     except orjson.JSONDecodeError as exc:
         stats.bad_line(number, f"EVTX record {record_id}: {exc}")
         return None
-    body = event.get("Event") if isinstance(event, dict) else None
-    if not isinstance(body, dict):
+    body = event.get("Event") if type(event) is dict else None
+    if type(body) is not dict:
         stats.bad_line(number, f"EVTX record {record_id}: no <Event> element")
         return None
     when, fields = _fields_from_evtx_json(body)
@@ -745,26 +745,25 @@ def _evtx_record(record: object, artifact: str, number: int, stats: ReadStats) -
 
 
 def _fields_from_evtx_json(event: dict[str, Any]) -> tuple[datetime | None, dict[str, str]]:
-    """Fields of one event as the evtx parser renders it to JSON (as `_base_fields` builds
-    them, written out: this runs for every selected record of every .evtx).
+    """Fields of one event as the evtx parser renders it to JSON (the fields `_base_fields`
+    builds, written out inline: this runs for every selected record of every .evtx).
 
     Its JSON shape (measured on evtx 0.14): an element with attributes is
     {"#attributes": {...}, "#text": value}; unnamed <Data> elements are
     {"Data": {"#text": value or [values]}}; named ones are {"Name": value}.
     """
     system = event.get("System")
-    if type(system) is not dict:
-        system = {}
-    provider = _attributes(system.get("Provider"))
-    created = _attributes(system.get("TimeCreated"))
+    get = system.get if type(system) is dict else _EMPTY.get
+    provider = _attributes(get("Provider"))
+    created = _attributes(get("TimeCreated"))
     when = parse_event_time(_evtx_text(created.get("SystemTime")))
     fields = {
-        "Channel": _evtx_text(system.get("Channel")),
+        "Channel": v if type(v := get("Channel")) is str else _evtx_text(v),
         "Provider": _evtx_text(provider.get("Name") or provider.get("EventSourceName")),
-        "EventID": _evtx_text(system.get("EventID")),
-        "Level": _evtx_text(system.get("Level")),
-        "Computer": _evtx_text(system.get("Computer")),
-        "RecordID": _evtx_text(system.get("EventRecordID")),
+        "EventID": str(v) if type(v := get("EventID")) is int else _evtx_text(v),
+        "Level": str(v) if type(v := get("Level")) is int else _evtx_text(v),
+        "Computer": v if type(v := get("Computer")) is str else _evtx_text(v),
+        "RecordID": str(v) if type(v := get("EventRecordID")) is int else _evtx_text(v),
     }
     values: list[str] = []
     event_data = event.get("EventData")
@@ -779,15 +778,22 @@ def _fields_from_evtx_json(event: dict[str, Any]) -> tuple[datetime | None, dict
                 # A bare string under "Data" is a <Data Name="Data">; anything else is unnamed.
                 _add_unnamed(fields, values, value if type(value) is list else [value])
             else:
-                _add_named(fields, values, key, value)
+                text = value if type(value) is str else _evtx_text(value)
+                fields[_data_key(len(values))] = text
+                values.append(text)
+                fields.setdefault("Data." + key, text)
     user_data = event.get("UserData")
     if type(user_data) is dict:
         for name, text in _json_leaves(user_data):
-            _add_named(fields, values, name, text)
+            fields[_data_key(len(values))] = text
+            values.append(text)
+            if name:
+                fields.setdefault("Data." + name, text)
     fields["Message"] = "\n".join(values)
     return when, fields
 
 
+_EMPTY: dict[str, Any] = {}
 # Field names of unnamed event data, made once.
 _DATA_KEYS = tuple(f"Data[{i}]" for i in range(64))
 
@@ -797,26 +803,20 @@ def _data_key(index: int) -> str:
 
 
 def _add_unnamed(fields: dict[str, str], values: list[str], texts: list[Any]) -> None:
-    for text in texts:
-        text = text if type(text) is str else _evtx_text(text)
-        fields[_data_key(len(values))] = text
-        values.append(text)
-
-
-def _add_named(fields: dict[str, str], values: list[str], name: str | None, value: Any) -> None:
-    text = value if type(value) is str else _evtx_text(value)
-    fields[_data_key(len(values))] = text
-    values.append(text)
-    if name:
-        fields.setdefault(f"Data.{name}", text)
+    start = len(values)
+    values.extend(t if type(t) is str else _evtx_text(t) for t in texts)
+    if len(values) <= len(_DATA_KEYS):
+        fields.update(zip(_DATA_KEYS[start:], values[start:]))  # noqa: B905 (keys outnumber)
+    else:
+        fields.update((_data_key(i), values[i]) for i in range(start, len(values)))
 
 
 def _attributes(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
+    if type(value) is dict:
         attributes = value.get("#attributes")
-        if isinstance(attributes, dict):
+        if type(attributes) is dict:
             return attributes
-    return {}
+    return _EMPTY
 
 
 def _evtx_text(value: Any) -> str:

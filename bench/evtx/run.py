@@ -19,6 +19,7 @@ way (--peer-records): it would take ten minutes on the whole file.
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -126,11 +127,12 @@ def hunt_selection() -> EventSelection | None:
 
 def time_exhunt(path: Path, select: EventSelection | None, name: str) -> float:
     stats = ReadStats(str(path))
-    begin = time.perf_counter()
+    begin, cpu = time.perf_counter(), time.process_time()
     with path.open("rb") as handle:
         mapped = sum(1 for _ in read_events(handle, str(path), stats, local_path=path,
                                             select=select))
     elapsed = time.perf_counter() - begin
+    CPU.setdefault(name, []).append(time.process_time() - cpu)
     if stats.problems:
         raise SystemExit(f"exhunt reader reported problems: {stats.problems[:3]}")
     COUNTS[name] = stats.records
@@ -141,10 +143,11 @@ def time_exhunt(path: Path, select: EventSelection | None, name: str) -> float:
 def time_rust(path: Path, threads: int) -> float:
     from evtx import PyEvtxParser
 
-    begin = time.perf_counter()
+    begin, cpu = time.perf_counter(), time.process_time()
     parser = PyEvtxParser(str(path), number_of_threads=threads, indent=False)
     count = sum(1 for _ in parser.records_json())
     COUNTS[f"rust{threads}"] = count
+    CPU.setdefault(f"rust{threads}", []).append(time.process_time() - cpu)
     return time.perf_counter() - begin
 
 
@@ -162,6 +165,13 @@ def time_python_evtx(path: Path) -> tuple[int, float]:
 
 COUNTS: dict[str, int] = {}
 MAPPED: dict[str, int] = {}
+CPU: dict[str, list[float]] = {}  # CPU seconds of each run (steadier than wall on a busy machine)
+
+
+def cpu_ratio(peer: str, ours: str) -> str:
+    ratios = [a / b for a, b in zip(CPU[peer], CPU[ours], strict=True)]
+    return (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}); "
+            f"CPU {statistics.median(CPU[ours]):.2f} s vs {statistics.median(CPU[peer]):.2f} s")
 
 
 def rate(series: Series, records: int) -> str:
@@ -206,6 +216,8 @@ def main() -> None:
             f"exhunt / bare Rust, 1 thread: {ratio_span(one, ex)} of its rate\n"
             f"exhunt / bare Rust, all     : {ratio_span(every, ex)} of its rate\n"
             f"every event / bare Rust, 1 thread: {ratio_span(one, whole)} of its rate\n"
+            f"in CPU time, exhunt / bare Rust 1 thread: {cpu_ratio('rust1', 'exhunt')}\n"
+            f"in CPU time, every event / bare Rust    : {cpu_ratio('rust1', 'every')}\n"
             f"exhunt / python-evtx        : {n / ex.median / (n_py / t_py):,.0f}x\n"
             f"writer: {n:,} records in {write_s:.2f} s = {n / write_s:,.0f} rec/s\n")
     record(args, "EVTX reading: exhunt vs the bare Rust parser and python-evtx", body)

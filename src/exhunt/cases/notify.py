@@ -633,22 +633,16 @@ class Sender:
             else:
                 self._envelope(smtp, recipients_of(recipient))
             payload = smtp_payload(body)
+            smtp.send(payload[:-len(END_OF_DATA)])  # all but the marker the server acts on
             if token is None:
-                smtp.send(payload[:-len(END_OF_DATA)])  # all but the marker the server acts on
                 token = self._claim(message_pk)
-                if token is None:
-                    # a concurrent run claimed it: drop this transaction without end-of-data
-                    # (QUIT now would be read as message text), so the server discards it
-                    self._abandon_connection()
-                    raise TakenElsewhere(message_pk)
-                payload, handing = END_OF_DATA, True
-            # Claimed with its batch: body and marker in one write (one segment, one wakeup of
-            # the server). A write that fails has not queued the whole marker, so the server
-            # cannot have taken the message: it is retried.
-            entry = self.journal.entry(token) if self.journal is not None else b""
-            self._send_marker(smtp, payload)
+            if token is None:
+                # a concurrent run claimed it: drop this transaction without end-of-data
+                # (QUIT now would be read as message text), so the server discards it
+                self._abandon_connection()
+                raise TakenElsewhere(message_pk)
             handing = True
-            self._journal_write(entry)
+            self._hand_over(smtp, token)
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             # a lost connection is dropped, not QUIT: mid-DATA a QUIT is read as message text
@@ -765,17 +759,17 @@ class Sender:
                 .values(status=MessageStatus.PENDING))
             self._held.clear()
 
-    # The end-of-data marker (ending `data`), then at once the claim's token in the journal:
-    # nothing but these two system calls stands between them (see the module docstring).
-    def _send_marker(self, smtp: smtplib.SMTP, data: bytes) -> None:
+    def _hand_over(self, smtp: smtplib.SMTP, token: str) -> None:
+        """The end-of-data marker, then at once the claim's token in the journal: nothing
+        but these two system calls stands between them (see the module docstring)."""
         sock = smtp.sock
         if sock is None:
             raise smtplib.SMTPServerDisconnected("connection closed before end of data")
-        sock.sendall(data)
-
-    def _journal_write(self, entry: bytes) -> None:
-        if self.journal is not None:
-            self.journal.write(entry)
+        journal = self.journal
+        entry = journal.entry(token) if journal is not None else b""
+        sock.sendall(END_OF_DATA)
+        if journal is not None:
+            journal.write(entry)
 
     def _abandon_connection(self) -> None:
         if self._smtp is not None:

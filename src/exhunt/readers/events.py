@@ -687,8 +687,9 @@ def _rendered(record: object) -> str:
 
 
 def _count_skipped(batch: list[object], skipped: int, stats: ReadStats) -> None:
-    """Skipped records still count as read, and bound the log's time window: the
-    parser's timestamps ("2021-03-01T00:00:00.500Z UTC") sort as text to the second."""
+    """Skipped records still count as read, and bound the log's time window by the time
+    each record was written (the record header's, which the parser gives without decoding;
+    TimeCreated for decoded ones); "2021-03-01T00:00:00.500Z UTC" sorts as text to the second."""
     if not skipped:
         return
     stats.records += skipped

@@ -39,6 +39,26 @@ class Sink:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     refuse_next: int = 0  # answer this many DATA with 451 (temporary failure)
+    pipelining: bool = False  # offer PIPELINING (RFC 2920) in the EHLO reply, as MTAs do
+    refused_addresses: set[str] = field(default_factory=set)  # answer RCPT TO with 550
+    commands: Counter[str] = field(default_factory=Counter)  # EHLO/RCPT seen
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        self.commands["EHLO"] += 1
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        self.commands["RCPT"] += 1
+        if address in self.refused_addresses:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
@@ -60,8 +80,8 @@ class Sink:
 
 
 class RunningSink:
-    def __init__(self) -> None:
-        self.sink = Sink()
+    def __init__(self, *, pipelining: bool = False) -> None:
+        self.sink = Sink(pipelining=pipelining)
         self.port = free_port()
         self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port,
                                      data_size_limit=50 << 20)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from exhunt.cases.handover import HandoverJournal, claim_token
@@ -625,21 +625,10 @@ class Sender:
         smtp = self._connection()
         handing = False  # set once the end-of-data marker may have left
         try:
-            code, reply = smtp.mail(self.sender)
-            self._check(code, reply, "MAIL FROM")
-            refused: tuple[int, bytes] | None = None
-            accepted = 0
-            for address in recipients_of(recipient):
-                code, reply = smtp.rcpt(address)
-                if 200 <= code < 400:
-                    accepted += 1
-                else:
-                    refused = (code, reply)
-            if not accepted and refused is not None:  # one refused address stops no other
-                self._check(*refused, "RCPT TO")
-            code, reply = smtp.docmd("DATA")
-            if code != 354:
-                self._check(code, reply, "DATA")
+            if smtp.has_extn("pipelining"):
+                self._envelope_pipelined(smtp, recipients_of(recipient))
+            else:
+                self._envelope(smtp, recipients_of(recipient))
             payload = smtp_payload(body)
             smtp.send(payload[:-len(END_OF_DATA)])  # all but the marker the server acts on
             if token is None:
@@ -667,6 +656,40 @@ class Sender:
         self._unclaim(message_pk)
         self._check(code, reply, "end of data")
 
+    def _envelope(self, smtp: smtplib.SMTP, recipients: list[str]) -> None:
+        """MAIL FROM, each RCPT TO and DATA, each answered before the next is sent."""
+        code, reply = smtp.mail(self.sender)
+        self._check(code, reply, "MAIL FROM")
+        replies = [smtp.rcpt(address) for address in recipients]
+        self._check_recipients(replies)
+        code, reply = smtp.docmd("DATA")
+        if code != 354:
+            self._check(code, reply, "DATA")
+
+    def _envelope_pipelined(self, smtp: smtplib.SMTP, recipients: list[str]) -> None:
+        """The same commands in one write, their replies read after (RFC 2920 PIPELINING,
+        offered by the server's EHLO): two round trips a notice instead of four."""
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(self.sender)}",
+                    *(f"RCPT TO:{smtplib.quoteaddr(a)}" for a in recipients), "DATA"]
+        smtp.send("".join(f"{c}\r\n" for c in commands))
+        replies = [smtp.getreply() for _ in commands]  # all of them: the stream stays in step
+        (mail_code, mail_reply), *rcpts, (data_code, data_reply) = replies
+        if data_code == 354 and not (200 <= mail_code < 400 and any(
+                200 <= code < 400 for code, _ in rcpts)):
+            # a server that opened DATA for an envelope it refused gets an empty message
+            smtp.send(END_OF_DATA)
+            smtp.getreply()
+        self._check(mail_code, mail_reply, "MAIL FROM")
+        self._check_recipients(rcpts)
+        if data_code != 354:
+            self._check(data_code, data_reply, "DATA")
+
+    def _check_recipients(self, replies: list[tuple[int, bytes]]) -> None:
+        """One refused address stops no other; all refused stops the notice."""
+        refused = [r for r in replies if not 200 <= r[0] < 400]
+        if refused and len(refused) == len(replies):
+            self._check(*refused[-1], "RCPT TO")
+
     def _check(self, code: int, reply: bytes, step: str) -> None:
         if 200 <= code < 400:
             return
@@ -681,15 +704,20 @@ class Sender:
         raise PermanentFailure(text)
 
     def _record_confirmed(self, session: Session) -> None:
+        """The accepted messages 'sent', with their case-file events: two statements for the
+        whole batch (no ORM object per message: it cost as much as the SMTP exchange)."""
         if not self._confirmed:
             return
         now = utcnow()
-        for message in session.scalars(select(Message).where(Message.id.in_(self._confirmed))):
-            message.status = MessageStatus.SENT
-            message.sent_at = now
-            message.error = None
-            session.add(Event(case_id=message.case_id, kind="notice-sent", at=now,
-                              detail=f"{message.message_id} to {message.recipient}"))
+        rows = session.execute(update(Message).where(Message.id.in_(self._confirmed))
+                               .values(status=MessageStatus.SENT, sent_at=now, error=None)
+                               .returning(Message.id, Message.case_id, Message.message_id,
+                                          Message.recipient)).all()
+        if rows:
+            session.execute(insert(Event), [
+                {"case_id": case_id, "kind": "notice-sent", "at": now,
+                 "detail": f"{message_id} to {recipient}"}
+                for _, case_id, message_id, recipient in sorted(rows)])
         self._confirmed.clear()
 
     def _claim(self, message_pk: int) -> str | None:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import ClassVar, Self
 
 from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.readers.events import EventSelection
 from exhunt.share.imported import LogIndicators
 
 _REGISTRY: dict[str, type[Check]] = {}
@@ -53,6 +54,9 @@ class Check(ABC):
     # count, such as a page the product serves all day: a line whose every hit is inside
     # one is never parsed for this check.
     quiet: ClassVar[tuple[str, ...]] = ()
+    # The events (kind EVENT) `feed` can act on; .evtx records outside every check's
+    # selection are not decoded. None: every event.
+    events: ClassVar[EventSelection | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

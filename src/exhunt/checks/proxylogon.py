@@ -12,6 +12,7 @@ from typing import Self
 from exhunt.checks.base import Check, HuntContext
 from exhunt.intel import indicators
 from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.readers.events import EventSelection
 
 _PL = indicators("proxylogon")
 _SSRF = _PL["ssrf"]
@@ -224,6 +225,7 @@ class ProxyLogonVdirScript(Check):
     cves = ("CVE-2021-27065",)
     kinds = frozenset({RecordKind.ECP_SERVER, RecordKind.EVENT})
     literals = (_PL["vdir"]["cmd_suffix"],)
+    events = EventSelection(providers=frozenset(_PL["vdir"]["management_providers"]))
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         if record.kind is RecordKind.ECP_SERVER:
@@ -299,6 +301,7 @@ class UnifiedMessagingCrash(Check):
     cves = ("CVE-2021-26857",)
     kinds = frozenset({RecordKind.EVENT})
     literals = (_PL["um"]["marker"],)
+    events = EventSelection(providers=frozenset({_PL["um"]["provider"]}))
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         um = _PL["um"]

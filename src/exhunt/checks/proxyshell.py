@@ -23,6 +23,7 @@ from exhunt.checks.base import Check, HuntContext
 from exhunt.checks.iis import Request, request_of
 from exhunt.intel import indicators
 from exhunt.model import Finding, LogRecord, RecordKind, Severity, Stage
+from exhunt.readers.events import EventSelection
 
 _PS = indicators("proxyshell")
 _AD = _PS["autodiscover"]
@@ -354,6 +355,7 @@ class ShellWritingCmdlet(Check):
     cves = ("CVE-2021-34473", "CVE-2021-34523", "CVE-2021-31207")
     kinds = frozenset({RecordKind.EVENT, RecordKind.RPS_CMDLET, RecordKind.ECP_SERVER})
     literals = (_CMD["export"], _CMD["certificate"], _CMD["role_assignment"])
+    events = EventSelection(providers=frozenset(_CMD["management_providers"]))
 
     def feed(self, record: LogRecord) -> Iterable[Finding]:
         call = cmdlet_call(record)

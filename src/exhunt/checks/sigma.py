@@ -45,6 +45,7 @@ from exhunt.model import (
     Stage,
     iso,
 )
+from exhunt.readers.events import EventSelection
 
 _SOURCES = indicators("sigma_logsources")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -91,6 +92,9 @@ class SigmaCheck:
     channels: tuple[str, ...]
     # A correlation rule (event_count, temporal, ...): its query yields alerts, not events.
     correlation: bool = False
+    # The events it can match (EventIDs its log source or condition requires, else its
+    # channels); None: every event.
+    events: EventSelection | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,11 @@ class SigmaRules:
         for rule in self.rules:
             found.update(rule.literals or rule.channels)
         return tuple(sorted(found))
+
+    @property
+    def events(self) -> EventSelection | None:
+        """The events some rule can match: the EVTX reader decodes no other."""
+        return EventSelection.union(rule.events for rule in self.rules)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -283,7 +292,8 @@ def _correlation_check(rule: SigmaCorrelationRule, backend: sqliteBackend,
         name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
         severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")], query=queries[0],
         fields=tuple(fields), source=source, literals=_counted_literals(counted),
-        channels=tuple(sorted(channels)), correlation=True)
+        channels=tuple(sorted(channels)), correlation=True,
+        events=EventSelection.union(_events(r) for r in counted if isinstance(r, SigmaRule)))
 
 
 def _counted_literals(counted: list[SigmaRule | SigmaCorrelationRule]) -> tuple[str, ...]:
@@ -323,7 +333,8 @@ def _check(rule: SigmaRule, backend: sqliteBackend, source: str) -> list[SigmaCh
         name=rule.name or f"sigma.{stem}", title=rule.title, context=CONTEXT_TAG in tags,
         severity=_SEVERITY[_SOURCES["levels"].get(level, "medium")],
         query="SELECT rowid FROM logs" + query[len(prefix):], fields=fields, source=source,
-        literals=tuple(sorted(required_literals(rule) or ())), channels=_channels(rule))]
+        literals=tuple(sorted(required_literals(rule) or ())), channels=_channels(rule),
+        events=_events(rule))]
 
 
 def _channels(rule: SigmaRule) -> tuple[str, ...]:
@@ -331,6 +342,20 @@ def _channels(rule: SigmaRule) -> tuple[str, ...]:
     if source.category:
         return tuple(sorted({c for c, _ in _SOURCES["categories"][source.category.lower()]}))
     return (_SOURCES["services"][(source.service or "").lower()],)
+
+
+def _events(rule: SigmaRule) -> EventSelection:
+    """A category names its (channel, EventID) pairs; a service rule names its EventIDs in
+    its condition, or else it reads its whole channel."""
+    source = rule.logsource
+    if source.category:
+        pairs = _SOURCES["categories"][source.category.lower()]
+        return EventSelection(event_ids=frozenset(event for _, event in pairs))
+    ids = (_condition_literals(rule.detection.condition[0].strip(), rule.detection.detections,
+                               only="EventID") if len(rule.detection.condition) == 1 else None)
+    if ids:
+        return EventSelection(event_ids=frozenset(ids))
+    return EventSelection(channels=frozenset(_channels(rule)))
 
 
 def required_literals(rule: SigmaRule) -> set[str] | None:
@@ -341,14 +366,14 @@ def required_literals(rule: SigmaRule) -> set[str] | None:
     return _condition_literals(rule.detection.condition[0].strip(), rule.detection.detections)
 
 
-def _condition_literals(condition: str, detections: dict[str, SigmaDetection]
-                        ) -> set[str] | None:
+def _condition_literals(condition: str, detections: dict[str, SigmaDetection],
+                        only: str | None = None) -> set[str] | None:
     condition = _unwrap(condition)
     alternatives = _split_top(condition, " or ")
     if len(alternatives) > 1:
         found: set[str] = set()
         for part in alternatives:
-            literals = _condition_literals(part, detections)
+            literals = _condition_literals(part, detections, only)
             if literals is None:
                 return None
             found |= literals
@@ -356,9 +381,9 @@ def _condition_literals(condition: str, detections: dict[str, SigmaDetection]
     for term in _split_top(condition, " and "):
         term = term.strip()
         if term.startswith("(") and term.endswith(")"):
-            literals = _condition_literals(term, detections)
+            literals = _condition_literals(term, detections, only)
         elif term in detections:
-            literals = _detection_literals(detections[term])
+            literals = _detection_literals(detections[term], only)
         else:
             continue  # `not x`, `1 of x*`: says nothing an event must hold
         if literals:
@@ -366,28 +391,30 @@ def _condition_literals(condition: str, detections: dict[str, SigmaDetection]
     return None
 
 
-def _detection_literals(detection: SigmaDetection) -> set[str] | None:
+def _detection_literals(detection: SigmaDetection, only: str | None = None) -> set[str] | None:
     """An item every match of the detection satisfies (the items of a map are ANDed), as
-    literals; a list of maps (ORed) needs literals from each."""
+    literals; a list of maps (ORed) needs literals from each. `only`: items of that field."""
     items = detection.detection_items
     if detection.item_linking is ConditionOR:
         found: set[str] = set()
         for item in items:
-            literals = (_detection_literals(item) if isinstance(item, SigmaDetection)
-                        else _item_literals(item))
+            literals = (_detection_literals(item, only) if isinstance(item, SigmaDetection)
+                        else _item_literals(item, only))
             if not literals:
                 return None
             found |= literals
         return found
     for item in items:
-        literals = (_detection_literals(item) if isinstance(item, SigmaDetection)
-                    else _item_literals(item))
+        literals = (_detection_literals(item, only) if isinstance(item, SigmaDetection)
+                    else _item_literals(item, only))
         if literals:
             return literals
     return None
 
 
-def _item_literals(item: SigmaDetectionItem) -> set[str] | None:
+def _item_literals(item: SigmaDetectionItem, only: str | None = None) -> set[str] | None:
+    if only is not None and item.field != only:
+        return None
     if item.field in ("Channel", CATEGORY_COLUMN) or not item.value or (item.modifiers and any(
             m.__name__ not in _PLAIN_MODIFIERS for m in item.modifiers)):
         return None
@@ -511,6 +538,7 @@ class SigmaEvents(Check):
         self.rules = load_sigma(tuple(context.sigma_dirs))
         # The prefilter of this hunt's rules (they depend on --sigma, so per instance).
         vars(self)["literals"] = self.rules.literals
+        vars(self)["events"] = self.rules.events
         self._columns = self.rules.columns
         self._db = sqlite3.connect(":memory:")
         self._db.create_function("regexp", 2, _regexp, deterministic=True)

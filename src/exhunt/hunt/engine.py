@@ -30,7 +30,7 @@ from exhunt.model import (
     RecordKind,
 )
 from exhunt.readers.base import ReadStats
-from exhunt.readers.events import read_events
+from exhunt.readers.events import EventSelection, read_events
 from exhunt.readers.prefilter import LiteralFilter
 from exhunt.readers.textlog import LineWanted, read_matched_lines, read_text_log
 
@@ -66,6 +66,7 @@ class ReadTask:
     quieted: tuple[str, ...] = ()  # do not count (pages the product serves all day)
     files: FileStageSettings = field(default_factory=FileStageSettings)  # file stage
     context: HuntContext = field(default_factory=HuntContext)  # for the log checks
+    events: EventSelection | None = None  # the events some check reads (None: all)
 
 
 @dataclass(slots=True)
@@ -183,6 +184,7 @@ def _hunt_collection(
     context = HuntContext(exchange_roots=list(collection.exchange_roots),
                           log_iocs=knowledge(files).log_iocs, sigma_dirs=files.sigma_dirs)
     checks = [cls(context) for cls in registered_checks()]
+    events = EventSelection.union(c.events for c in checks if RecordKind.EVENT in c.kinds)
     by_id = {check.id: check for check in checks}
     findings: list[Finding] = []
     # Files first: what they show decides which log lines the checks may leave unread.
@@ -193,7 +195,7 @@ def _hunt_collection(
         # Once per kind, not per artifact: with imported indicators a union holds thousands.
         filters = {kind: filter_for(checks, kind) for kind in {a.kind for a in stage}}
         tasks = [ReadTask(collection.source, a, RECORD_KIND[a.kind], *filters[a.kind],
-                          files=files, context=context) for a in stage]
+                          files=files, context=context, events=events) for a in stage]
         for batch in read_all(tasks, workers, progress, total):
             for result in batch.results:
                 _account(report, result)
@@ -338,7 +340,8 @@ def read_artifact(task: ReadTask, judge: LogJudge | None = None) -> ReadResult:
         with collection.open(task.artifact) as stream:
             if task.kind is RecordKind.EVENT:
                 local = collection.local_path(task.artifact)
-                for record in read_events(stream, task.artifact.path, stats, local_path=local):
+                for record in read_events(stream, task.artifact.path, stats, local_path=local,
+                                          select=task.events):
                     if prefilter.matches(_event_text(record)):
                         result.records.append(record)
             elif judge is not None:

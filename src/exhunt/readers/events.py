@@ -28,13 +28,18 @@ import shutil
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Container, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
 
+import hyperscan
 import orjson
 from evtx import PyEvtxParser
 
@@ -42,7 +47,7 @@ from exhunt.model import LogRecord, RecordKind
 from exhunt.readers.base import ReadStats
 from exhunt.readers.sniff import EVTX_MAGIC, EventFormat, sniff_encoding, sniff_event_export
 
-__all__ = ["EventFormat", "read_events", "sniff_event_export"]
+__all__ = ["EventFormat", "EventSelection", "read_events", "sniff_event_export"]
 
 # EVTX layout (libevtx documentation, "Windows XML Event Log (EVTX) format").
 _EVTX_MAGIC = EVTX_MAGIC
@@ -67,6 +72,108 @@ class _Refused(Exception):
     """The input uses something the reader refuses to process (DTD, entities, depth)."""
 
 
+# -- which events a hunt asks for -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventSelection:
+    """The events a hunt's checks read, so the EVTX reader can skip the rest undecoded.
+
+    An event is selected when its EventID is in `event_ids`, or its provider (Name or
+    EventSourceName) in `providers`, or its channel in `channels`, or its data holds a value
+    named in `data_names`; names compare case-insensitively. It is a superset test: the
+    reader may return events outside it (XML and JSON exports are read whole), never fewer.
+    No selection at all (None where one is asked for) means every event.
+    """
+
+    event_ids: frozenset[str] = frozenset()
+    providers: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+    data_names: frozenset[str] = frozenset()
+
+    def __or__(self, other: EventSelection) -> EventSelection:
+        return EventSelection(self.event_ids | other.event_ids, self.providers | other.providers,
+                              self.channels | other.channels, self.data_names | other.data_names)
+
+    @classmethod
+    def union(cls, selections: Iterable[EventSelection | None]) -> EventSelection | None:
+        """What a set of checks reads together: None (every event) if any of them says None."""
+        total = cls()
+        for selection in selections:
+            if selection is None:
+                return None
+            total = total | selection
+        return total
+
+    def raw_patterns(self) -> list[bytes]:
+        """Hyperscan expressions over the evtx parser's compact JSON of one record (its
+        shapes: `"EventID":4624` or `"EventID":{"#attributes":{"Qualifiers":..},"#text":1000}`,
+        `"Provider":{"#attributes":{"Name":"..",..}}`, `"Channel":".."`, named data as keys)."""
+        patterns: list[bytes] = []
+        ids = sorted(i for i in self.event_ids if i.isdigit())
+        if ids:
+            patterns.append(rb'"EventID":(\{"#attributes":\{[^{}\n]*\},"#text":)?"?('
+                            + "|".join(ids).encode() + rb')"?[,}]')
+        for provider in sorted(self.providers):
+            patterns.append(rb'"Provider":\{"#attributes":\{([^{}\n]*,)?"(Name|EventSourceName)":'
+                            + _json_pattern(provider))
+        patterns += [rb'"Channel":' + _json_pattern(channel) for channel in sorted(self.channels)]
+        patterns += [_json_pattern(name) + b":" for name in sorted(self.data_names)]
+        return patterns
+
+
+def _json_pattern(text: str) -> bytes:
+    """A hyperscan expression for `text` as a JSON string literal, quotes included; letters
+    beyond ASCII in either case (hyperscan's caseless flag knows only ASCII)."""
+    parts: list[bytes] = []
+    for char in json.dumps(text, ensure_ascii=False):
+        if char.isascii():
+            parts.append(char.encode() if char.isalnum() else b"\\x%02x" % ord(char))
+            continue
+        variants = sorted({char, char.lower(), char.upper()})
+        parts.append(b"(" + b"|".join(_escaped(v) for v in variants) + b")")
+    return b"".join(parts)
+
+
+def _escaped(text: str) -> bytes:
+    return b"".join(b"\\x%02x" % b for b in text.encode("utf-8", "surrogatepass"))
+
+
+class _RawSelector:
+    """Finds, in one hyperscan pass over a batch of records' JSON, the records selected."""
+
+    def __init__(self, selection: EventSelection) -> None:
+        patterns = selection.raw_patterns()
+        self._db: hyperscan.Database | None = None
+        if patterns:
+            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            self._db.compile(expressions=patterns, ids=list(range(len(patterns))),
+                             elements=len(patterns),
+                             flags=[hyperscan.HS_FLAG_CASELESS] * len(patterns))
+
+    def selected(self, texts: list[str]) -> set[int]:
+        """Indexes of the texts (one record's JSON each, no raw newline) that are selected."""
+        if self._db is None or not texts:
+            return set()
+        joined = "\n".join(texts).encode("utf-8", "surrogatepass")
+        chars = [len(t) + 1 for t in texts]
+        if len(joined) + 1 != sum(chars):  # not ASCII: offsets in bytes differ from chars
+            chars = [len(t.encode("utf-8", "surrogatepass")) + 1 for t in texts]
+        ends = list(accumulate(chars))  # ends[i]: offset just past record i's newline
+        found: set[int] = set()
+
+        def on_match(_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            found.add(bisect_left(ends, end))
+
+        self._db.scan(joined, match_event_handler=on_match)
+        return found
+
+
+@cache
+def _selector(selection: EventSelection) -> _RawSelector:
+    return _RawSelector(selection)
+
+
 # -- sniffing -----------------------------------------------------------------------------
 
 
@@ -79,13 +186,15 @@ def _encoding_of(head: bytes) -> tuple[str, int]:
 
 
 def read_events(
-    data: BinaryIO, artifact: str, stats: ReadStats, *, local_path: Path | None = None
+    data: BinaryIO, artifact: str, stats: ReadStats, *, local_path: Path | None = None,
+    select: EventSelection | None = None,
 ) -> Iterator[LogRecord]:
     """Records of an event-log export (.evtx, wevtutil XML or Get-WinEvent JSON).
 
     `data` is the open file (any binary stream); `local_path`, when given, is the same file
-    on disk, which lets the EVTX parser read it directly. Problems go to `stats`; nothing
-    is raised for bad input.
+    on disk, which lets the EVTX parser read it directly. `select`: only these events are
+    wanted; an .evtx record outside it is counted but not decoded (None: every event).
+    Problems go to `stats`; nothing is raised for bad input.
     """
     try:
         head = _read_head(data)
@@ -103,7 +212,7 @@ def read_events(
     stream = io.BufferedReader(_Rewound(head, data), _READ_SIZE)
     try:
         if kind == "evtx":
-            yield from _read_evtx(stream, artifact, stats, local_path)
+            yield from _read_evtx(stream, artifact, stats, local_path, select)
         elif kind == "xml":
             yield from _read_xml(stream, artifact, stats)
         else:
@@ -432,7 +541,8 @@ class _XmlEventCollector:
 
 
 def _read_evtx(
-    stream: BinaryIO, artifact: str, stats: ReadStats, local_path: Path | None
+    stream: BinaryIO, artifact: str, stats: ReadStats, local_path: Path | None,
+    select: EventSelection | None,
 ) -> Iterator[LogRecord]:
     with _EvtxPath(stream, local_path) as path:
         size = os.path.getsize(path)
@@ -442,24 +552,18 @@ def _read_evtx(
         _report_chunk_checksums(path, size, stats)
         number = 0
         try:
-            parser = PyEvtxParser(str(path), number_of_threads=1)
+            parser = PyEvtxParser(str(path), number_of_threads=1, indent=False)
         except (OSError, RuntimeError, ValueError) as exc:
             stats.fail(f"EVTX file header unreadable: {_first_line(exc)}")
             return
-        for record in _evtx_records(parser.records_json(), stats):
-            number += 1
-            parsed = _evtx_record(record, artifact, number, stats)
-            if parsed is not None:
-                yield parsed
+        number = yield from _evtx_selected(_evtx_records(parser.records_json(), stats),
+                                           artifact, number, stats, select)
         tail = (size - _EVTX_HEADER_SIZE) % _EVTX_CHUNK_SIZE
         if tail:
             cut_chunk = (size - _EVTX_HEADER_SIZE) // _EVTX_CHUNK_SIZE
             before = stats.records
-            for record in _evtx_records(_tail_chunk_records(path, size, tail), stats):
-                number += 1
-                parsed = _evtx_record(record, artifact, number, stats)
-                if parsed is not None:
-                    yield parsed
+            yield from _evtx_selected(_evtx_records(_tail_chunk_records(path, size, tail), stats),
+                                      artifact, number, stats, select)
             stats.fail(
                 f"EVTX file truncated: ends {tail} bytes into chunk {cut_chunk} "
                 f"(file size {size}); {stats.records - before} records read from that chunk, "
@@ -500,7 +604,7 @@ def _tail_chunk_records(path: str, size: int, tail: int) -> Iterator[object]:
     # Keep only whole records: a record cut short would be parsed with zeros for its end.
     padded = header + partial[: _whole_records_end(partial)].ljust(_EVTX_CHUNK_SIZE, b"\x00")
     try:
-        parser = PyEvtxParser(io.BytesIO(padded), number_of_threads=1)
+        parser = PyEvtxParser(io.BytesIO(padded), number_of_threads=1, indent=False)
     except (OSError, RuntimeError, ValueError):
         return
     yield from parser.records_json()
@@ -515,6 +619,51 @@ def _whole_records_end(partial: bytes) -> int:
             break
         offset += size
     return offset
+
+
+# Records handed to one hyperscan pass of the selection.
+_SELECT_BATCH = 512
+
+
+def _evtx_selected(
+    records: Iterator[object], artifact: str, number: int, stats: ReadStats,
+    select: EventSelection | None,
+) -> Generator[LogRecord, None, int]:
+    """The parser's records as LogRecords, numbered on from `number`; records outside the
+    selection are counted, and their times bound the log, but they are not decoded."""
+    selector = None if select is None else _selector(select)
+    while batch := list(islice(records, _SELECT_BATCH)):
+        if selector is None:
+            wanted: Container[int] = range(len(batch))
+        else:
+            texts = [_rendered(r) for r in batch]
+            wanted = selector.selected(texts)
+            _count_skipped(batch, len(batch) - len(wanted), stats)
+        for index, record in enumerate(batch, number + 1):
+            if index - number - 1 in wanted:
+                parsed = _evtx_record(record, artifact, index, stats)
+                if parsed is not None:
+                    yield parsed
+        number += len(batch)
+    return number
+
+
+def _rendered(record: object) -> str:
+    data = record.get("data") if isinstance(record, dict) else None
+    return data if isinstance(data, str) else ""
+
+
+def _count_skipped(batch: list[object], skipped: int, stats: ReadStats) -> None:
+    """Skipped records still count as read, and bound the log's time window by the time
+    each record was written (the record header's, which the parser gives without decoding;
+    TimeCreated for decoded ones); "2021-03-01T00:00:00.500Z UTC" sorts as text to the second."""
+    if not skipped:
+        return
+    stats.records += skipped
+    times = [t for r in batch if isinstance(r, dict) and isinstance(t := r.get("timestamp"), str)]
+    if times:
+        stats.seen(parse_event_time(min(times).removesuffix(" UTC")))
+        stats.seen(parse_event_time(max(times).removesuffix(" UTC")))
 
 
 def _evtx_records(records: Iterator[Any], stats: ReadStats) -> Iterator[object]:
@@ -541,18 +690,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _evtx_record(record: object, artifact: str, number: int, stats: ReadStats) -> LogRecord | None:
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         stats.bad_line(number, "EVTX parser returned no record")
         return None
     rendered = record.get("data")
     record_id = record.get("event_record_id")
     try:
-        event = orjson.loads(rendered) if isinstance(rendered, str) else None
+        event = orjson.loads(rendered) if type(rendered) is str else None
     except orjson.JSONDecodeError as exc:
         stats.bad_line(number, f"EVTX record {record_id}: {exc}")
         return None
-    body = event.get("Event") if isinstance(event, dict) else None
-    if not isinstance(body, dict):
+    body = event.get("Event") if type(event) is dict else None
+    if type(body) is not dict:
         stats.bad_line(number, f"EVTX record {record_id}: no <Event> element")
         return None
     when, fields = _fields_from_evtx_json(body)
@@ -564,55 +713,78 @@ def _evtx_record(record: object, artifact: str, number: int, stats: ReadStats) -
 
 
 def _fields_from_evtx_json(event: dict[str, Any]) -> tuple[datetime | None, dict[str, str]]:
-    """Fields of one event as the evtx parser renders it to JSON.
+    """Fields of one event as the evtx parser renders it to JSON (the fields `_base_fields`
+    builds, written out inline: this runs for every selected record of every .evtx).
 
     Its JSON shape (measured on evtx 0.14): an element with attributes is
     {"#attributes": {...}, "#text": value}; unnamed <Data> elements are
     {"Data": {"#text": value or [values]}}; named ones are {"Name": value}.
     """
     system = event.get("System")
-    system = system if isinstance(system, dict) else {}
-    provider = _attributes(system.get("Provider"))
-    created = _attributes(system.get("TimeCreated"))
+    get = system.get if type(system) is dict else _EMPTY.get
+    provider = _attributes(get("Provider"))
+    created = _attributes(get("TimeCreated"))
     when = parse_event_time(_evtx_text(created.get("SystemTime")))
-    data: list[tuple[str | None, str]] = []
+    fields = {
+        "Channel": v if type(v := get("Channel")) is str else _evtx_text(v),
+        "Provider": _evtx_text(provider.get("Name") or provider.get("EventSourceName")),
+        "EventID": str(v) if type(v := get("EventID")) is int else _evtx_text(v),
+        "Level": str(v) if type(v := get("Level")) is int else _evtx_text(v),
+        "Computer": v if type(v := get("Computer")) is str else _evtx_text(v),
+        "RecordID": str(v) if type(v := get("EventRecordID")) is int else _evtx_text(v),
+    }
+    values: list[str] = []
     event_data = event.get("EventData")
-    if isinstance(event_data, dict):
+    if type(event_data) is dict:
         for key, value in event_data.items():
             if key == "#attributes":
                 continue
-            if key == "Data" and isinstance(value, dict):
+            if key == "Data" and type(value) is dict:
                 texts = value.get("#text")
-                for text in texts if isinstance(texts, list) else [texts]:
-                    data.append((None, _evtx_text(text)))
-            elif (key == "Data" and not isinstance(value, str)) or key in ("Binary", "#text"):
+                _add_unnamed(fields, values, texts if type(texts) is list else [texts])
+            elif (key == "Data" and type(value) is not str) or key in ("Binary", "#text"):
                 # A bare string under "Data" is a <Data Name="Data">; anything else is unnamed.
-                for text in value if isinstance(value, list) else [value]:
-                    data.append((None, _evtx_text(text)))
+                _add_unnamed(fields, values, value if type(value) is list else [value])
             else:
-                data.append((key, _evtx_text(value)))
+                text = value if type(value) is str else _evtx_text(value)
+                fields[_data_key(len(values))] = text
+                values.append(text)
+                fields.setdefault("Data." + key, text)
     user_data = event.get("UserData")
-    if isinstance(user_data, dict):
-        data.extend(_json_leaves(user_data))
-    fields = _base_fields(
-        channel=_evtx_text(system.get("Channel")),
-        provider=_evtx_text(provider.get("Name") or provider.get("EventSourceName")),
-        event_id=_evtx_text(system.get("EventID")),
-        level=_evtx_text(system.get("Level")),
-        computer=_evtx_text(system.get("Computer")),
-        record_id=_evtx_text(system.get("EventRecordID")),
-        message=None,
-        data=data,
-    )
+    if type(user_data) is dict:
+        for name, text in _json_leaves(user_data):
+            fields[_data_key(len(values))] = text
+            values.append(text)
+            if name:
+                fields.setdefault("Data." + name, text)
+    fields["Message"] = "\n".join(values)
     return when, fields
 
 
+_EMPTY: dict[str, Any] = {}
+# Field names of unnamed event data, made once.
+_DATA_KEYS = tuple(f"Data[{i}]" for i in range(64))
+
+
+def _data_key(index: int) -> str:
+    return _DATA_KEYS[index] if index < len(_DATA_KEYS) else f"Data[{index}]"
+
+
+def _add_unnamed(fields: dict[str, str], values: list[str], texts: list[Any]) -> None:
+    start = len(values)
+    values.extend(t if type(t) is str else _evtx_text(t) for t in texts)
+    if len(values) <= len(_DATA_KEYS):
+        fields.update(zip(_DATA_KEYS[start:], values[start:]))  # noqa: B905 (keys outnumber)
+    else:
+        fields.update((_data_key(i), values[i]) for i in range(start, len(values)))
+
+
 def _attributes(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
+    if type(value) is dict:
         attributes = value.get("#attributes")
-        if isinstance(attributes, dict):
+        if type(attributes) is dict:
             return attributes
-    return {}
+    return _EMPTY
 
 
 def _evtx_text(value: Any) -> str:

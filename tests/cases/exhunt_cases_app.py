@@ -1,16 +1,11 @@
-"""A typer app with the coordinator commands registered, for tests and subprocess runs
-(the lead wires register() into exhunt.cli)."""
+"""The exhunt app with the coordinator and lab commands registered, for tests and subprocess
+runs."""
 
 from __future__ import annotations
 
-import typer
+from exhunt.cli import register_areas
 
-from exhunt.cases.cli import register
-
-app = typer.Typer()
-lab = typer.Typer()
-app.add_typer(lab, name="lab")
-register(app, lab)
+app = register_areas("coordinate", "web", "lab")
 
 if __name__ == "__main__":
     app()

@@ -10,7 +10,7 @@ import typer
 from exhunt_collect_trees import EXCH, drive_files, write_tree
 from typer.testing import CliRunner
 
-from exhunt.collect.cli import register
+from exhunt.cli.hunt import register
 
 
 def _app() -> typer.Typer:

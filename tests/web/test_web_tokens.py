@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from exhunt.cases.cli import _portal
-from exhunt.cases.cli import register as case_commands
+from exhunt.cli.coordinate import _portal
+from exhunt.cli.coordinate import register as case_commands
 from exhunt.store.db import Store
 from exhunt.store.models import Case, utcnow
 from exhunt.web.app import PortalSettings, create_app

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from exhunt.cli.hunt import register
 from exhunt.hunt.baseline import Baseline, build_baseline, parse_baseline, web_relative
-from exhunt.hunt.baseline_cli import register
 from exhunt.hunt.engine import hunt
 from exhunt.hunt.files import FileStageSettings
 from exhunt.model import Severity, Verdict

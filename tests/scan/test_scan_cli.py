@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import typer
-from scan_lab_helpers import fleet_in_thread
 from typer.testing import CliRunner
 
 from exhunt.cli import register_areas
 from exhunt.intel.builds import TRACKED_CVES
 from exhunt.scan.output import FIELDS
+from helpers.scan_lab import fleet_in_thread
 
 CONTRACT_BUILD_SOURCES = {"x-owa-version", "exporttool", "logon-page", "other", None}
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from scan_lab_helpers import fleet_in_thread
 
 from exhunt.scan.engine import Result, ScanOptions
 from exhunt.scan.scope import build_scope
 from exhunt.scan.shard import chunked, scan_with_client
 from exhunt.scan.targets import Endpoint, endpoints, gather
+from helpers.scan_lab import fleet_in_thread
 
 distributed = pytest.importorskip("distributed")
 

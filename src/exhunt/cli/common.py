@@ -68,7 +68,7 @@ EXTRA_OF = {
     "sqlalchemy": "coordinate", "alembic": "coordinate", "psycopg": "coordinate",
     "duckdb": "coordinate", "pyarrow": "coordinate", "iptocc": "coordinate",
     "maxminddb": "coordinate", "stix2": "share", "pymisp": "share",
-    "fastapi": "web", "starlette": "web", "uvicorn": "web", "argon2": "web",
+    "fastapi": "web", "uvicorn": "web", "argon2": "web",
     "multipart": "web", "aiosmtpd": "all",
     "dask": "fleet", "distributed": "fleet",
 }

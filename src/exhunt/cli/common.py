@@ -6,7 +6,6 @@ nothing here may import more than typer and the standard library at module level
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,8 @@ import typer
 from exhunt.errors import ExhuntError, InputError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from exhunt.hunt.engine import Progress as ProgressSink
 
 EXIT_USAGE = 2  # the command line or its inputs cannot be used as given
@@ -126,12 +127,9 @@ def failures(*, unreadable: int = EXIT_USAGE) -> Iterator[None]:
 
 
 def json_out(value: Any) -> None:
-    """Indented JSON on standard output (orjson when it is there: big case lists)."""
-    try:
-        import orjson
-    except ModuleNotFoundError:  # pragma: no cover - orjson is a core dependency
-        sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-        return
+    """Indented JSON on standard output (orjson: case lists run to hundreds of megabytes)."""
+    import orjson
+
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -167,7 +165,7 @@ def progress_bar(label: str, quiet: bool) -> Iterator[ProgressSink | None]:
         yield advance
 
 
-def table_console() -> Any:
+def table_console() -> Console:
     """A console for tables of stored values: never highlighted, never read as markup
     (callers pass markup=False to print)."""
     from rich.console import Console

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from exhunt.cli.common import EXIT_USAGE, QuietOption, failures, shows_progress
+from exhunt.cli.common import EXIT_USAGE, QuietOption, error, failures, shows_progress
 from exhunt.errors import UsageError
 
 
@@ -111,7 +111,7 @@ def fleet_command(
 
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None
     if chosen and any(m not in ALL_MODES for m in chosen):
-        typer.echo(f"error: modes are {', '.join(ALL_MODES)}", err=True)
+        error(f"modes are {', '.join(ALL_MODES)}")
         raise typer.Exit(EXIT_USAGE)
 
     async def serve() -> None:

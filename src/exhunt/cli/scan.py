@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from exhunt.cli.common import EXIT_USAGE, Format, failures, format_option, plain, wanted
+from exhunt.cli.common import EXIT_USAGE, Format, error, failures, format_option, plain, wanted
 
 if TYPE_CHECKING:
     from exhunt.scan.engine import Result
@@ -101,7 +101,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             if not tokens:
                 tokens = ["-"]
         if not tokens:
-            typer.echo("error: no targets (give hosts, @file or pipe a list)", err=True)
+            error("no targets (give hosts, @file or pipe a list)")
             raise typer.Exit(EXIT_USAGE)
         specs, problems = gather(tokens, stdin_text)
         for p in problems[:50]:
@@ -109,12 +109,12 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         if len(problems) > 50:
             typer.echo(f"warning: {len(problems) - 50} more target problems", err=True)
         if not specs:
-            typer.echo("error: no usable targets", err=True)
+            error("no usable targets")
             raise typer.Exit(EXIT_USAGE)
         try:
             scope = build_scope(specs, scope_file, exclude_file)
         except (OSError, ValueError) as e:
-            typer.echo(plain(f"error: scope: {e}"), err=True)
+            error(f"scope: {e}")
             raise typer.Exit(EXIT_USAGE) from None
         opts = ScanOptions(
             ports=_ports(ports), concurrency=max(1, concurrency), rate=max(0.0, rate),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,12 +18,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from exhunt.cases.absence import backfill_days, report_type
+from exhunt.cli import app
 from exhunt.lab.campaign import COLUMNS
 from exhunt.store.db import Store, alembic_config
 from exhunt.store.models import Case, DailyStates, Host, Organisation, ReportDay
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
 
 DAY0 = datetime(2021, 3, 2)
 BACKDOOR = 20
@@ -184,12 +181,11 @@ def test_report_types_of_shadowserver_names() -> None:
 
 
 def test_dashboard_and_portal_show_absence(db_url: str, tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
-    from exhunt_webworld import COORDINATOR, login_coordinator
     from fastapi.testclient import TestClient
 
     from exhunt.web.app import create_app
     from exhunt.web.security import add_user, create_web_tables
+    from helpers.webworld import COORDINATOR, login_coordinator
 
     days = write_campaign(tmp_path)
     run("contacts", "import", str(tmp_path / "contacts.csv"), "--db", db_url)

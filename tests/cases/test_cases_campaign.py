@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import orjson
 from typer.testing import CliRunner
 
+from exhunt.cli import app
 from exhunt.lab.campaign import UPTAKE_ANCHORS, remaining, write_campaign
 from exhunt.store.lake import ObservationLake
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
 
 
 def test_remaining_share_passes_through_the_2021_anchors() -> None:

@@ -3,7 +3,6 @@ land, and leave what the same two files ingested one after the other leave."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 
@@ -14,9 +13,7 @@ from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import FileResult, Ingestor
 from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_store_dump import dump
+from helpers.store_dump import dump
 
 
 def clear(url: str) -> None:

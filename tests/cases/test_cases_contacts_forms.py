@@ -9,24 +9,21 @@ import csv
 import io
 import ipaddress
 import random
-import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_cases_feeds import make_csv
 from typer.testing import CliRunner
 
 from exhunt.cases.contacts import import_contacts, split_emails, split_networks
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
+from exhunt.cli import app
 from exhunt.errors import InputError
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Contact, Event, Host, Network, Organisation, Reject
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
-from exhunt_smtp_sink import RunningSink
-from test_cases_feeds import make_csv
+from helpers.smtp_sink import RunningSink
 
 SENDER = "cert@coord.example"
 

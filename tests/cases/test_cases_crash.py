@@ -19,12 +19,7 @@ from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import Ingestor
 from exhunt.store.db import Store
 from exhunt.store.models import Message
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from exhunt_smtp_sink import RunningSink  # noqa: E402
-
-APP = HERE / "exhunt_cases_app.py"
+from helpers.smtp_sink import RunningSink
 
 
 def build_constituency(store: Store, tmp_path: Path, count: int) -> set[str]:
@@ -47,9 +42,9 @@ def build_constituency(store: Store, tmp_path: Path, count: int) -> set[str]:
 
 
 def run_notify(db_url: str, sink: RunningSink) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen(
-        [sys.executable, str(APP), "notify", "--db", db_url, "--smtp", sink.address,
+        [sys.executable, "-m", "exhunt.cli", "notify", "--db", db_url, "--smtp", sink.address,
          "--sender", "cert@coord.example", "--retry-base", "0s"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -5,20 +5,17 @@ loopback SMTP sink."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from test_cases_notify import SENDER, loaded
 
 from exhunt.cases.handover import HandoverJournal, claim_token
 from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round, recover
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Message, MessageStatus, utcnow
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_smtp_sink import RunningSink
-from test_cases_notify import SENDER, loaded
+from helpers.smtp_sink import RunningSink
 
 
 def _claim(store: Store, recipient: str, by: str | None, minutes_ago: int = 0) -> str:

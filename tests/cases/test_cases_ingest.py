@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import orjson
@@ -13,11 +12,9 @@ from typer.testing import CliRunner
 
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import Ingestor
+from exhunt.cli import app
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Host, Observation, Reject
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cases"
 SS_2021 = DATA / "2021-05-14-scan_exchange.csv"

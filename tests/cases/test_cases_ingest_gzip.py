@@ -4,7 +4,6 @@ error naming it while the run goes on."""
 from __future__ import annotations
 
 import gzip
-import sys
 import zlib
 from pathlib import Path
 
@@ -16,12 +15,10 @@ from typer.testing import CliRunner
 
 import exhunt.cases.ingest as ingest_module
 from exhunt.cases.ingest import Ingestor, unpacked
+from exhunt.cli import app
 from exhunt.errors import InputError
 from exhunt.store.db import Store
 from exhunt.store.models import Host
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cases"
 REPORT = DATA / "2021-05-14-scan_exchange.csv"

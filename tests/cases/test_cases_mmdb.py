@@ -4,7 +4,6 @@ files, and `exhunt ingest --mmdb`. The databases are built here by a small test 
 from __future__ import annotations
 
 import ipaddress
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from exhunt.cases.attribution import AsInfo, MaxMindAsn
+from exhunt.cli import app
 from exhunt.errors import InputError
 from exhunt.store.db import Store
 from exhunt.store.models import Host
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
-from exhunt_mmdb_writer import write_mmdb
+from helpers.mmdb_writer import write_mmdb
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cases"
 SS_2021 = DATA / "2021-05-14-scan_exchange.csv"

@@ -43,7 +43,7 @@ def test_without_a_portal_no_token_is_printed() -> None:
 
 def test_notify_portal_token_opens_the_case_in_the_portal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The token printed by `exhunt notify --portal` is one the portal accepts for that case."""
-    from exhunt.cases.cli import _portal
+    from exhunt.cli.coordinate import _portal
     from exhunt.store.db import Store
     from exhunt.store.models import Case, Organisation
     from exhunt.web.security import token_case

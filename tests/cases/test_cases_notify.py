@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import mailbox
-import sys
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,9 +25,7 @@ from exhunt.cases.notify import (
 from exhunt.errors import UsageError
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Message, utcnow
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_smtp_sink import RunningSink
+from helpers.smtp_sink import RunningSink
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cases"
 SENDER = "cert@coord.example"
@@ -283,8 +280,9 @@ def test_bad_options_are_usage_errors() -> None:
 
 def test_time_to_remediation_after_notice(db_url: str, tmp_path: Path) -> None:
     import orjson
-    from exhunt_cases_app import app
     from typer.testing import CliRunner
+
+    from exhunt.cli import app
 
     store = loaded(db_url)
     with RunningSink() as sink:

@@ -3,21 +3,18 @@ address once, a refused address stops no other, and a drop before end of data is
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_cases_notify import EVERY_ADDRESS, SENDER, loaded
 
 from exhunt.cases import notify
 from exhunt.cases.handover import HandoverJournal
 from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
 from exhunt.store.models import Message
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_smtp_sink import RunningSink
-from test_cases_notify import EVERY_ADDRESS, SENDER, loaded
+from helpers.smtp_sink import RunningSink
 
 
 def test_pipelined_envelopes_reach_every_address_once(

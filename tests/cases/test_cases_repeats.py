@@ -5,7 +5,6 @@ scan from another source), the store must end exactly as FileWork alone leaves i
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,16 +17,14 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from test_cases_feeds import make_csv
 
 import exhunt.cases.ingest as ingest_module
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import FileResult, Ingestor
 from exhunt.lab.campaign import write_campaign
 from exhunt.store.db import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_store_dump import dump
-from test_cases_feeds import make_csv
+from helpers.store_dump import dump
 
 HOSTS = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "198.51.100.7", "203.0.113.9"]
 COLUMNS = ["timestamp", "ip", "port", "hostname", "tag", "asn", "geo", "naics", "version",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +22,9 @@ from exhunt.cases.feeds import RowProblem, Sighting, literal_fields, read_shadow
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.reports import EVENT, EXCHANGE, NOT_A_REPORT, SCAN, classify
 from exhunt.cases.shadowcsv import read_shadowserver_columns
+from exhunt.cli import app
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Host, IngestedFile, Message, Observation, Reject
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exhunt_cases_app import app
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cases"
 NOT_EXCHANGE = {  # file -> (report type, rows)

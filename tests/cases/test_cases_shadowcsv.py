@@ -4,18 +4,13 @@ and a file it cannot map line for line must be left to the row reader (None), ne
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cases_feeds import make_csv
 
 from exhunt.cases.feeds import RowProblem, Sighting, read_shadowserver
 from exhunt.cases.shadowcsv import read_shadowserver_columns
 from exhunt.lab.campaign import write_campaign
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_cases_feeds import make_csv
 
 COLUMNS = ["timestamp", "severity", "ip", "protocol", "port", "hostname", "tag", "asn", "geo",
            "region", "city", "naics", "hostname_source", "sector", "version", "servername",

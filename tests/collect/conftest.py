@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from exhunt_collect_trees import Expect, drive_files
+
+from helpers.collect_trees import Expect, drive_files
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path
 
 import typer
-from exhunt_collect_trees import EXCH, drive_files, write_tree
 from typer.testing import CliRunner
 
-from exhunt.collect.cli import register
+from exhunt.cli.hunt import register
+from helpers.collect_trees import EXCH, drive_files, write_tree
 
 
 def _app() -> typer.Typer:

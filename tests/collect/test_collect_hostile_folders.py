@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exhunt_collect_trees import write_tree
 
 from exhunt.collect import ArtifactKind, ArtifactReadError, locate, open_collection
 from exhunt.errors import InputError
+from helpers.collect_trees import write_tree
 
 
 def _messages(collection) -> dict[str, str]:

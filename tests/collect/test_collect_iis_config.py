@@ -8,12 +8,12 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import pytest
-from exhunt_collect_trees import EXCH, write_tree, zip_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exhunt.collect import ArtifactKind, open_collection
 from exhunt.collect.iisconfig import MAX_CONFIG_BYTES, virtual_directories
+from helpers.collect_trees import EXCH, write_tree, zip_tree
 
 CONFIG = "Windows/System32/inetsrv/config/applicationHost.config"
 WEB = ArtifactKind.WEB_FILE

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from exhunt_collect_trees import EXCH, Expect, drive_files, write_tree, zip_tree
 
 from exhunt.collect import (
     ArtifactKind,
@@ -19,6 +18,7 @@ from exhunt.collect import (
     ZipCollection,
     open_collection,
 )
+from helpers.collect_trees import EXCH, Expect, drive_files, write_tree, zip_tree
 
 # Where the drive's root sits inside what the user hands over.
 LAYOUTS = {

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exhunt.cli.builds_plain import main, run
 from exhunt.intel.builds import check_table, explain
-from exhunt.intel.builds_cli import main, run
 
 MICROSOFT = Path(__file__).resolve().parent.parent / "data" / "intel" / "microsoft_build_numbers.csv"
 NAME = re.compile(r"^(Exchange Server (?:SE|\d{4})) (RTM|CU\d+)(?: (\w+))?$")

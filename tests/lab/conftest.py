@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lab_triage_helpers import Builder, Built
 
 from exhunt.lab.triage import Layout, Scenario, TriageSpec, build_triage
+from helpers.lab_triage import Builder, Built
 
 
 @pytest.fixture(scope="session")

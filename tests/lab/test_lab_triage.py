@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from lab_triage_helpers import V15, Builder, all_bytes, csv_rows, line_time, log_files
 
 from exhunt.errors import UsageError
 from exhunt.lab import catalog
 from exhunt.lab.triage import Scenario, TriageSpec, build_triage, truth_path, zip_triage
+from helpers.lab_triage import V15, Builder, all_bytes, csv_rows, line_time, log_files
 
 DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24",
                                               "203.0.113.0/24")]

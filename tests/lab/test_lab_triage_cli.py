@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from exhunt.cli.lab import register
 from exhunt.errors import UsageError
-from exhunt.lab.cli import register
 from exhunt.lab.units import parse_size
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lab_triage_helpers import all_bytes, csv_rows, line_time, log_files
 
 from exhunt.lab.formats import csv_field, ecp_cmd, ecp_item
 from exhunt.lab.triage import LAYOUTS, Scenario, TriageSpec, build_triage, truth_path
 from exhunt.model import iso
+from helpers.lab_triage import all_bytes, csv_rows, line_time, log_files
 
 DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24",
                                               "203.0.113.0/24")]

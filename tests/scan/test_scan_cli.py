@@ -6,22 +6,18 @@ import json
 from pathlib import Path
 
 import typer
-from scan_lab_helpers import fleet_in_thread
 from typer.testing import CliRunner
 
+from exhunt.cli import register_areas
 from exhunt.intel.builds import TRACKED_CVES
-from exhunt.scan.cli import register
 from exhunt.scan.output import FIELDS
+from helpers.scan_lab import fleet_in_thread
 
 CONTRACT_BUILD_SOURCES = {"x-owa-version", "exporttool", "logon-page", "other", None}
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer()
-    lab = typer.Typer()
-    app.add_typer(lab, name="lab")
-    register(app, lab)
-    return app
+    return register_areas("scan", "builds", "lab")
 
 
 runner = CliRunner()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from scan_lab_helpers import fleet_in_thread
 
 from exhunt.scan.engine import Result, ScanOptions
 from exhunt.scan.scope import build_scope
 from exhunt.scan.shard import chunked, scan_with_client
 from exhunt.scan.targets import Endpoint, endpoints, gather
+from helpers.scan_lab import fleet_in_thread
 
 distributed = pytest.importorskip("distributed")
 
@@ -52,14 +52,11 @@ def test_scan_on_local_cluster_matches_a_local_scan() -> None:
 def test_cli_dask_option(tmp_path: object) -> None:
     import json
 
-    import typer
     from typer.testing import CliRunner
 
-    from exhunt.scan.cli import register
+    from exhunt.cli import register_areas
 
-    app, lab = typer.Typer(), typer.Typer()
-    app.add_typer(lab, name="lab")
-    register(app, lab)
+    app = register_areas("scan")
     runner = CliRunner()
     with (
         fleet_in_thread(count=4, modes=("header",)) as (_fleet, hosts),

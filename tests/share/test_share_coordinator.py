@@ -13,7 +13,7 @@ from pymisp import MISPEvent
 from stix2validator import ValidationOptions, validate_string
 from typer.testing import CliRunner
 
-from exhunt.cases.cli import register
+from exhunt.cli.coordinate import register
 from exhunt.hunt.report import report_json
 from exhunt.share.report_in import report_from_json
 

@@ -1,8 +1,7 @@
-"""Fixtures for the dashboard tests (the world itself is in exhunt_webworld)."""
+"""Fixtures for the dashboard tests (the world itself is in helpers.webworld)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "store"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from exhunt_dbfixtures import db_url
-from exhunt_webworld import World, build_world, login_coordinator, open_as_victim
-
 from exhunt.web.app import create_app
+from helpers.dbfixtures import db_url
+from helpers.webworld import World, build_world, login_coordinator, open_as_victim
 
 __all__ = ["db_url"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from exhunt_webworld import SCRIPT, World, build_world, hunt_report, login_coordinator
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -15,6 +14,7 @@ from starlette.routing import BaseRoute
 from exhunt.store.db import Store
 from exhunt.web.app import create_app
 from exhunt.web.security import WebUser
+from helpers.webworld import SCRIPT, World, build_world, hunt_report, login_coordinator
 
 ROLES = ("anonymous", "victim_a", "victim_b", "coordinator")
 # (method, path template, expected status per role); 303 on pages means "sent to log in"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from exhunt_webworld import COORDINATOR, World, hunt_report
 
 from exhunt.web.app import create_app
+from helpers.webworld import COORDINATOR, World, hunt_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import typer
-from exhunt_webworld import World, login_coordinator
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from exhunt.cli.web import register
 from exhunt.web.app import create_app
-from exhunt.web.cli import register
+from helpers.webworld import World, login_coordinator
 
 
 def _app() -> typer.Typer:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from exhunt_webworld import World, login_coordinator
 from fastapi.testclient import TestClient
 
 from exhunt.web import queries
 from exhunt.web.app import create_app
+from helpers.webworld import World, login_coordinator
 
 REQUIRED = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
             "referrer-policy": "no-referrer"}

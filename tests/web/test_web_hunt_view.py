@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from exhunt_webworld import World, login_coordinator
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -19,6 +18,7 @@ from exhunt.lab.triage import TriageSpec, build_triage
 from exhunt.model import Verdict
 from exhunt.web.app import REPORT_CSP
 from exhunt.web.hunt_view import report_from_json, uploaded_report_html
+from helpers.webworld import World, login_coordinator
 
 
 def test_real_hunt_report_round_trips_and_is_viewable(app: FastAPI, world: World,

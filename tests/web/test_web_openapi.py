@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import schemathesis
 import sqlalchemy as sa
-from exhunt_dbfixtures import pg_server_url
-from exhunt_webworld import build_world
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.checks import not_a_server_error
@@ -20,6 +18,8 @@ from sqlalchemy.engine import make_url
 from exhunt.store.db import Store
 from exhunt.web.app import create_app
 from exhunt.web.security import open_session
+from helpers.dbfixtures import pg_server_url
+from helpers.webworld import build_world
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -7,7 +7,6 @@ from xml.etree import ElementTree
 
 import orjson
 import pytest
-from exhunt_webworld import IMG, SCRIPT, World, hunt_report, login_coordinator
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -18,6 +17,7 @@ from exhunt.store.db import Store
 from exhunt.store.models import Event, Host
 from exhunt.web.app import REPORT_CSP, create_app, parse_report
 from exhunt.web.charts import Series, bar_chart, line_chart
+from helpers.webworld import IMG, SCRIPT, World, hunt_report, login_coordinator
 
 
 def _pages(clients: dict[str, TestClient], world: World) -> dict[str, str]:

@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
-from exhunt_webworld import World, hunt_report
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Event, Host, IngestedFile, Observation
 from exhunt.web.security import WebReport
+from helpers.webworld import World, hunt_report
 
 B_IP = "198.51.100.20"
 ALL_PATCHED = {"CVE-2021-26855": False, "CVE-2021-26857": False, "CVE-2021-26858": False,

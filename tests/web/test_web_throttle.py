@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from exhunt_webworld import COORDINATOR, World
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 from exhunt.store.db import Store
 from exhunt.web.app import create_app
 from exhunt.web.security import FailureLimiter, add_user, client_address, trusted_networks
+from helpers.webworld import COORDINATOR, World
 
 SECOND = ("second", "another long enough password")
 PROXY = ("10.0.0.5", 40000)  # the CERT's reverse proxy, as the server sees it

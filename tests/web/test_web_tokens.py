@@ -8,16 +8,16 @@ import re
 from datetime import timedelta
 
 import typer
-from exhunt_webworld import World, hunt_report
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from exhunt.cases.cli import _portal
-from exhunt.cases.cli import register as case_commands
+from exhunt.cli.coordinate import _portal
+from exhunt.cli.coordinate import register as case_commands
 from exhunt.store.db import Store
 from exhunt.store.models import Case, utcnow
 from exhunt.web.app import PortalSettings, create_app
+from helpers.webworld import World, hunt_report
 
 CONTACT = "cert@cert.example"
 SETTINGS = PortalSettings(contact=CONTACT)

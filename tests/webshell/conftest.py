@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from exhunt_webshell_samples import (
+
+from helpers.webshell_samples import (
     ASPNET_CLIENT,
     DATA,
     EXCHANGE,

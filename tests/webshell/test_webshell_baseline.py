@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from exhunt_webshell_samples import OWA_AUTH, SHELLS, Builder
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from exhunt.cli.hunt import register
 from exhunt.hunt.baseline import Baseline, build_baseline, parse_baseline, web_relative
-from exhunt.hunt.baseline_cli import register
 from exhunt.hunt.engine import hunt
 from exhunt.hunt.files import FileStageSettings
 from exhunt.model import Severity, Verdict
+from helpers.webshell_samples import OWA_AUTH, SHELLS, Builder
 
 runner = CliRunner()
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from exhunt_webshell_samples import ASPNET_CLIENT, DATA, OWA_AUTH, Builder
 from test_webshell_rules import file_record
 
 from exhunt.checks.webshell import judge_file, page_score
 from exhunt.hunt.engine import hunt
 from exhunt.model import Severity
 from exhunt.readers.page import read_page, undo_obfuscation
+from helpers.webshell_samples import ASPNET_CLIENT, DATA, OWA_AUTH, Builder
 
 CORPUS = sorted(p for p in (DATA / "corpus").iterdir() if p.suffix != ".md")
 APPS = sorted(p for p in (DATA / "apps").iterdir() if p.suffix != ".md")

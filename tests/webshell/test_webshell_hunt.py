@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from exhunt_webshell_samples import (
+
+from exhunt.hunt.engine import hunt
+from exhunt.hunt.files import FileStageSettings
+from exhunt.hunt.report import report_json, report_text
+from exhunt.model import Severity, Verdict
+from helpers.webshell_samples import (
     ASPNET_CLIENT,
     CHOPPER,
     EXCHANGE,
@@ -15,11 +20,6 @@ from exhunt_webshell_samples import (
     Builder,
     oab_dump,
 )
-
-from exhunt.hunt.engine import hunt
-from exhunt.hunt.files import FileStageSettings
-from exhunt.hunt.report import report_json, report_text
-from exhunt.model import Severity, Verdict
 
 SHELL_USE = ("2021-03-05 03:06:27 10.0.0.1 POST /aspnet_client/system_web/{name} - 443 - "
              "198.51.100.23 Mozilla/5.0+(Windows+NT+10.0) - 200 0 0 133")

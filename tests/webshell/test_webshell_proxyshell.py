@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from exhunt_webshell_samples import EXCHANGE, Builder
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +9,7 @@ from exhunt.checks.proxyshell import autodiscover_attempt, written_page
 from exhunt.hunt.engine import hunt
 from exhunt.hunt.report import report_json
 from exhunt.model import Finding, Severity, Stage, Verdict
+from helpers.webshell_samples import EXCHANGE, Builder
 
 # Shape of the APTSimulator lab line quoted in hunting.md b4 (addresses from documentation ranges).
 PS_OK = ("2021-08-23 09:13:18 10.0.0.1 POST /autodiscover/autodiscover.json "

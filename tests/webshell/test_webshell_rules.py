@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import yara_x
-from exhunt_webshell_samples import CHOPPER, SHELLS, oab_dump
 
 from exhunt.checks.base import HuntContext
 from exhunt.checks.webshell import WebShellFile, judge_file
 from exhunt.hunt.files import FileStageSettings, builtin_name_hits, knowledge
 from exhunt.model import FileFacts, LogRecord, RecordKind, RuleHit, Severity
 from exhunt.readers.page import read_page
+from helpers.webshell_samples import CHOPPER, SHELLS, oab_dump
 
 EXPECTED_FAMILY = {
     "chopper": "exhunt_chopper_jscript_eval",

@@ -32,6 +32,8 @@ from exhunt.store.models import (
     Observation,
     Organisation,
 )
+from exhunt.store.queries import host_json
+from exhunt.store.queries import run_json as _run_json
 from exhunt.web.security import WebReport, WebSetting
 
 FLEET_KEY = "fleet_summary"
@@ -49,15 +51,6 @@ def _iso(value: datetime | None) -> str | None:
 def overview_group(state: str | None, unreported: bool = False) -> str:
     """The headline group of a host (tracking.headline_group)."""
     return headline_group(state, unreported)
-
-
-def host_json(h: Host) -> dict[str, Any]:
-    return {"ip": h.ip, "hostname": h.hostname, "state": h.state, "worst_state": h.worst_state,
-            "country": h.country, "sector": h.sector, "asn": h.asn, "as_name": h.as_name,
-            "network": h.network, "first_seen": _iso(h.first_seen),
-            "last_seen": _iso(h.last_seen), "state_since": _iso(h.state_since),
-            "unreported_since": _iso(h.unreported_since),
-            "group": headline_group(h.state, h.unreported_since is not None)}
 
 
 def state_series(session: Session) -> list[dict[str, Any]]:
@@ -194,13 +187,6 @@ def _message_text(body: bytes) -> str:
     except Exception:  # a malformed stored message still shows, raw
         pass
     return body[:100_000].decode("utf-8", "replace")
-
-
-def _run_json(o: Observation, host_last_seen: datetime | None) -> dict[str, Any]:
-    """One evidence run: first and last sighting, what was seen."""
-    return {"seen_at": _iso(o.seen_at), "last_seen_at": _iso(o.ended(host_last_seen)),
-            "source": o.source, "state": o.state, "port": o.port, "build": o.build,
-            "evidence": o.evidence}
 
 
 def case_detail(session: Session, case: Case, *, with_bodies: bool,

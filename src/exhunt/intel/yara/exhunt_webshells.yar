@@ -17,7 +17,7 @@ rule exhunt_chopper_jscript_eval
         family = "China Chopper"
         score = 100
         description = "Server-side script evaluates request data directly (China Chopper one-liner)"
-        source = "hunting.md China Chopper forms (helsecert ECP log, Sigma msexchange-management)"
+        source = "CISA AR21-084A (China Chopper); HelseCERT github.com/helsecert/2021-march-exchange (ECP log lines); SigmaHQ msexchange-management rules"
     strings:
         $eval_request = /(eval|execute)\s*\(?\s*Request\s*(\.\s*(Item|Form|QueryString|Params)\s*)?[\[\(]/ nocase
         $eval_decoded = /eval\s*\(\s*(System\s*\.\s*)?Text\s*\.\s*Encoding\s*\.\s*\w+\s*\.\s*GetString\s*\(\s*(System\s*\.\s*)?Convert\s*\.\s*FromBase64String\s*\(\s*Request/ nocase
@@ -35,7 +35,7 @@ rule exhunt_chopper_unsafe_flag
         family = "China Chopper"
         score = 80
         description = "Server-side JScript passes the 'unsafe' flag to eval (China Chopper, also obfuscated forms)"
-        source = "hunting.md China Chopper forms (signature-base obfuscated _0x variant with 'unsafe')"
+        source = "Neo23x0/signature-base yara/apt_hafnium.yar (obfuscated China Chopper _0x variant with 'unsafe')"
     strings:
         $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
         $page_directive = /<%@\s*Page[^>]{0,120}Language\s*=\s*["']?(jscript|javascript)/ nocase
@@ -56,7 +56,7 @@ rule exhunt_oab_vdir_dump_with_script
         family = "OAB virtual-directory dump (ProxyLogon CVE-2021-27065)"
         score = 100
         description = "A virtual directory's settings written to a file, with script in a URL property"
-        source = "hunting.md b2, CISA AR21-084A, MSTIC rule traits (ExternalUrl + vdir properties)"
+        source = "CISA AR21-084A; Microsoft HAFNIUM blog 2021-03-02 (OAB ExternalUrl carrying the shell + vdir properties)"
     strings:
         $url_script = /(External|Internal)Url\s*:\s*[^\r\n]{0,160}<\s*script/ nocase
         $url_tell = /(External|Internal)Url\s*:\s*https?:\/\/[^\/\s]{1,3}\/#?\s*</ nocase
@@ -78,7 +78,7 @@ rule exhunt_proxyshell_pst_headed_page
         family = "ProxyShell mailbox-export shell (PST header)"
         score = 100
         description = "A PST file (!BDN) holding a server-side page: written by New-MailboxExportRequest"
-        source = "hunting.md YARA inventory (PST !BDN header + Page Language), ProxyShell"
+        source = "Neo23x0/signature-base yara/expl_proxyshell.yar (PST !BDN header + Page Language); Orange Tsai, ProxyShell, Black Hat USA 2021"
     strings:
         $page = /<%@\s*Page\s/ nocase
         $language = /Page\s+Language\s*=/ nocase
@@ -94,7 +94,7 @@ rule exhunt_proxyshell_der_headed_page
         family = "ProxyShell certificate-request shell (DER header)"
         score = 100
         description = "A DER-encoded certificate request holding a server-side page: written by New-ExchangeCertificate"
-        source = "hunting.md YARA inventory (DER header + Page Language), ProxyShell"
+        source = "Neo23x0/signature-base yara/expl_proxyshell.yar (DER header + Page Language); Orange Tsai, ProxyShell, Black Hat USA 2021"
     strings:
         $language = /Page\s+Language\s*=/ nocase
         $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
@@ -110,7 +110,7 @@ rule exhunt_dropper_binary_headed_page
         family = "Page behind binary junk (dropper artefact)"
         score = 60
         description = "A server-side page directive behind non-text first bytes (not a byte-order mark)"
-        source = "hunting.md YARA inventory (SUSP_ASPX_PossibleDropperArtifact: non-ASCII first bytes + Page Language)"
+        source = "Neo23x0/signature-base yara/expl_proxyshell.yar SUSP_ASPX_PossibleDropperArtifact_Aug21 (non-ASCII first bytes + Page Language)"
     strings:
         $language = /Page\s+Language\s*=/ nocase
         $server_script = /<\s*script[^>]{0,120}runat\s*=\s*["']?server/ nocase
@@ -189,7 +189,7 @@ rule exhunt_compiled_jscript_eval_page
         family = "China Chopper (compiled page in Temporary ASP.NET Files)"
         score = 80
         description = "A compiled page assembly that calls the JScript evaluator with the 'unsafe' flag"
-        source = "hunting.md YARA inventory (WEBSHELL_Compiled_Webshell_Mar2021_1: App_Web_*.dll); .NET metadata keeps method names as UTF-8, literals as UTF-16"
+        source = "Neo23x0/signature-base yara/apt_hafnium.yar WEBSHELL_Compiled_Webshell_Mar2021_1 (App_Web_*.dll); ECMA-335 metadata: method names UTF-8, user strings UTF-16"
     strings:
         $evaluate = "JScriptEvaluate" ascii
         $unsafe = "unsafe" wide
@@ -205,7 +205,7 @@ rule exhunt_iis_vdir_into_writable_folder
         family = "IIS virtual directory into a writable folder (ProxyShell)"
         score = 70
         description = "IIS configuration maps a web path onto ProgramData, Users or Temp, where intruders kept shells"
-        source = "hunting.md IOC catalogue (IIS vdirs pointing at C:\\ProgramData\\{COM,...}; APT_IIS_Config_ProxyShell_Artifacts)"
+        source = "Neo23x0/signature-base yara/expl_proxyshell.yar APT_IIS_Config_ProxyShell_Artifacts (IIS vdirs pointing at C:\\ProgramData\\COM and similar)"
     strings:
         $vdir = /<(virtualDirectory|application)\s[^>]{0,300}physicalPath\s*=\s*"[A-Za-z]:\\(ProgramData|Users\\Public|Users\\All Users|Windows\\Temp)\\/ nocase
     condition:

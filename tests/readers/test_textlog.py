@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,12 @@ from exhunt.readers.base import MAX_LINE_BYTES, ReadStats
 from exhunt.readers.exchange import parse_cmdlet, parse_event_data
 from exhunt.readers.prefilter import LiteralFilter
 from exhunt.readers.textlog import read_text_log
+
+
+@pytest.fixture
+def data() -> Path:
+    """The hand-made logs of tests/data/hunt."""
+    return Path(__file__).resolve().parent.parent / "data" / "hunt"
 
 EVERYTHING = LiteralFilter(())
 IIS_HEAD = (b"#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n"

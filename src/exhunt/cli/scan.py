@@ -1,25 +1,20 @@
-"""`exhunt builds`, `exhunt scan` and `exhunt lab fleet`."""
+"""`exhunt scan`: find Exchange servers and their build, non-intrusively, within scope."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from exhunt.errors import UsageError
-from exhunt.intel import builds_cli
-from exhunt.scan.engine import Result, ScanOptions, run_scan
-from exhunt.scan.output import JsonlSink, done_keys, repair_tail
-from exhunt.scan.scope import build_scope
-from exhunt.scan.targets import count_endpoints, endpoints, gather
+from exhunt.cli.common import EXIT_USAGE, Format, error, failures, format_option, plain, wanted
+
+if TYPE_CHECKING:
+    from exhunt.scan.engine import Result
 
 
 def _ports(text: str) -> tuple[int, ...]:
@@ -37,38 +32,16 @@ def _output(path: Path | None) -> Iterator[IO[bytes]]:
     if path is None:
         yield sys.stdout.buffer
         return
+    from exhunt.scan.output import repair_tail
+
     repair_tail(path)
     with path.open("ab") as fh:
         yield fh
 
 
 def register(app: typer.Typer, lab: typer.Typer) -> None:
-    """Add `builds` and `scan` to the top-level app and `fleet` to `exhunt lab`."""
-
-    @app.command("builds")
-    def builds_cmd(
-        builds: Annotated[list[str], typer.Argument(
-            help="Exchange builds, e.g. 15.1.2176.9 or 15.1.2176; '-' reads one per line "
-            "from standard input")] = [],  # noqa: B006 (typer reads the default, never changes it)
-        fmt: Annotated[str, typer.Option(
-            "--format", help="text, json (one object for one build, else an array) or "
-            "jsonl")] = "text",
-        table: Annotated[Path | None, typer.Option(
-            help="explain with this build table (exchange_builds.csv's layout)")] = None,
-        check_table: Annotated[Path | None, typer.Option(
-            "--check-table", help="check a build table and say what is wrong with it")] = None,
-    ) -> None:
-        """Explain Exchange builds: product, CU, update, status per CVE, what to install."""
-        try:
-            if check_table is not None:
-                raise typer.Exit(builds_cli.check(check_table, sys.stdout))
-            local = builds_cli.local_table(table) if table is not None else None
-            status = builds_cli.run(builds, fmt, sys.stdout, sys.stderr, sys.stdin, local)
-        except builds_cli.UsageProblem as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        if status:
-            raise typer.Exit(status)
+    """Add `scan` to the top-level app."""
+    del lab
 
     @app.command("scan")
     def scan_cmd(
@@ -89,7 +62,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         output: Annotated[
             Path | None, typer.Option("--output", "-o", help="JSONL file; a rerun resumes it")
         ] = None,
-        fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+        fmt: Annotated[Format, format_option(Format.JSONL)] = Format.JSONL,
         concurrency: Annotated[int, typer.Option(help="endpoints in flight")] = 256,
         rate: Annotated[float, typer.Option(help="max requests/s overall, 0 = no limit")] = 0.0,
         per_host: Annotated[int, typer.Option(help="requests in flight per IP")] = 2,
@@ -106,9 +79,21 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     ) -> None:
         """Find Exchange servers and their build, non-intrusively, within scope."""
-        if fmt != "jsonl":
-            typer.echo("error: --format jsonl is the only scan format", err=True)
-            raise typer.Exit(2)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from exhunt.scan.engine import ScanOptions, run_scan
+        from exhunt.scan.output import JsonlSink, done_keys
+        from exhunt.scan.scope import build_scope
+        from exhunt.scan.targets import count_endpoints, endpoints, gather
+
+        wanted(fmt, Format.JSONL)
         tokens = list(targets or [])
         stdin_text = None
         if "-" in tokens or (not tokens and not sys.stdin.isatty()):
@@ -116,21 +101,21 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             if not tokens:
                 tokens = ["-"]
         if not tokens:
-            typer.echo("error: no targets (give hosts, @file or pipe a list)", err=True)
-            raise typer.Exit(2)
+            error("no targets (give hosts, @file or pipe a list)")
+            raise typer.Exit(EXIT_USAGE)
         specs, problems = gather(tokens, stdin_text)
         for p in problems[:50]:
-            typer.echo(f"warning: {p.source}: {p.message}", err=True)
+            typer.echo(plain(f"warning: {p.source}: {p.message}"), err=True)
         if len(problems) > 50:
             typer.echo(f"warning: {len(problems) - 50} more target problems", err=True)
         if not specs:
-            typer.echo("error: no usable targets", err=True)
-            raise typer.Exit(2)
+            error("no usable targets")
+            raise typer.Exit(EXIT_USAGE)
         try:
             scope = build_scope(specs, scope_file, exclude_file)
         except (OSError, ValueError) as e:
-            typer.echo(f"error: scope: {e}", err=True)
-            raise typer.Exit(2) from None
+            error(f"scope: {e}")
+            raise typer.Exit(EXIT_USAGE) from None
         opts = ScanOptions(
             ports=_ports(ports), concurrency=max(1, concurrency), rate=max(0.0, rate),
             per_host=max(1, per_host), host_delay=max(0.0, host_delay),
@@ -156,52 +141,12 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
                     sink(result)
                     progress.advance(task)
 
-                try:
+                with failures():
                     if dask:
                         from exhunt.scan.shard import scan_on_dask
 
                         scan_on_dask(dask, list(todo), scope, opts, emit)
                     else:
                         asyncio.run(run_scan(todo, scope, opts, emit))
-                except UsageError as e:
-                    typer.echo(f"error: {e}", err=True)
-                    raise typer.Exit(2) from None
         if skip and not quiet:
             typer.echo(f"resumed: {len(skip)} endpoints already in {output}", err=True)
-
-    @lab.command("fleet")
-    def fleet_cmd(
-        count: Annotated[int, typer.Option("--count", "-n", help="number of servers")] = 20,
-        modes: Annotated[
-            str | None, typer.Option(help="comma-separated modes (default: a realistic mix)")
-        ] = None,
-        seed: Annotated[int, typer.Option(help="seed for builds and modes")] = 1,
-        manifest: Annotated[
-            Path | None, typer.Option(help="write the host list (JSONL) here, not stdout")
-        ] = None,
-        duration: Annotated[float, typer.Option(help="seconds to run; 0 = until Ctrl-C")] = 0.0,
-    ) -> None:
-        """Start simulated OWA front ends on loopback (127.x.y.z) for tests and demos."""
-        from exhunt.lab.fleet import ALL_MODES, Fleet
-
-        chosen = tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None
-        if chosen and any(m not in ALL_MODES for m in chosen):
-            typer.echo(f"error: modes are {', '.join(ALL_MODES)}", err=True)
-            raise typer.Exit(2)
-
-        async def serve() -> None:
-            async with Fleet(count, modes=chosen, seed=seed) as hosts:
-                lines = [json.dumps(h.as_dict()) for h in hosts]
-                if manifest:
-                    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
-                else:
-                    for line in lines:
-                        typer.echo(line)
-                typer.echo(f"fleet of {len(hosts)} servers up; Ctrl-C to stop", err=True)
-                if duration > 0:
-                    await asyncio.sleep(duration)
-                else:
-                    await asyncio.Event().wait()
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve())

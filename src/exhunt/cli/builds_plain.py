@@ -3,8 +3,8 @@
 A CERT pipes a feed's version column in (`cut -d, -f15 report.csv | exhunt builds -`) and
 wants the answers as JSON: this entry point imports the build table and the standard library
 only, so that a call answers in a fraction of the time the whole command line takes to import
-(cli.main hands `builds` here before typer builds the app). Typer's `builds` command (for
---help and in-process tests) calls the same `run`.
+(exhunt.cli.main hands `builds` here before typer is even imported). Typer's `builds` command
+(exhunt.cli.builds, for the whole app's --help and in-process tests) calls the same `run`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from exhunt.intel.builds import BuildExplanation, BuildTable, check_table, load_table, table_from
+if TYPE_CHECKING:
+    from exhunt.intel.builds import BuildExplanation, BuildTable
 
 FORMATS = ("text", "json", "jsonl")
 USAGE = """Usage: exhunt builds [OPTIONS] BUILD... | -
@@ -67,6 +68,8 @@ def run(builds: list[str], fmt: str, out: TextIO, err: TextIO, stdin: TextIO,
         table: BuildTable | None = None) -> int:
     """Answer for every build; an unreadable one is an error line (JSON: an object with
     'error') and exit status 2, the others are still answered."""
+    from exhunt.intel.builds import load_table
+
     if fmt not in FORMATS:
         raise UsageProblem("--format is text, json or jsonl")
     if not builds:
@@ -99,6 +102,8 @@ def run(builds: list[str], fmt: str, out: TextIO, err: TextIO, stdin: TextIO,
 
 def check(path: Path, out: TextIO) -> int:
     """`--check-table FILE`: 0 when the table can be shipped, 1 with its problems."""
+    from exhunt.intel.builds import check_table
+
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -112,6 +117,8 @@ def check(path: Path, out: TextIO) -> int:
 
 
 def local_table(path: Path) -> BuildTable:
+    from exhunt.intel.builds import check_table, table_from
+
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -160,3 +167,4 @@ def main(argv: list[str]) -> int:
         return 2
     except BrokenPipeError:  # `exhunt builds - | head`: the reader has gone
         return 0
+

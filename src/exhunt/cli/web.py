@@ -7,28 +7,19 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from exhunt.errors import ExhuntError, InputError, UsageError
-from exhunt.store.db import Store
-from exhunt.store.models import Case
+from exhunt.cli.common import DbOption, failures, say, table_console
+from exhunt.errors import InputError, UsageError
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: EXHUNT_DB, else sqlite exhunt.db here)."),
-]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from exhunt.store.db import Store
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def _fail(exc: ExhuntError) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    raise typer.Exit(2)
 
 
 def _load_fleet_summary(db: str | None, path: Path) -> None:
@@ -49,6 +40,8 @@ def _load_fleet_summary(db: str | None, path: Path) -> None:
         summary.setdefault("answer", answer(summary))
     except (KeyError, TypeError, AttributeError):
         summary["answer"] = ""
+    from exhunt.store.db import Store
+
     store = Store(db)
     try:
         with store.transaction() as session:
@@ -66,11 +59,12 @@ def _read_password(password_env: str | None) -> str:
         return os.environ.get(password_env, "")
     password = getpass.getpass("Password: ")
     if getpass.getpass("Again: ") != password:
-        _fail(UsageError("the two passwords differ"))
+        raise UsageError("the two passwords differ")
     return password
 
 
 def _web_store(db: str | None) -> Store:
+    from exhunt.store.db import Store
     from exhunt.web.security import create_web_tables
 
     store = Store(db)
@@ -81,16 +75,10 @@ def _web_store(db: str | None) -> Store:
 def _store_password(db: str | None, username: str, password_env: str | None,
                     store: Callable[[Session, str, str], None]) -> None:
     """Read the password (twice on a terminal) and hand it to `store` in one transaction."""
-    password = _read_password(password_env)
-    try:
+    with failures():
+        password = _read_password(password_env)
         with _web_store(db).transaction() as session:
             store(session, username, password)
-    except ExhuntError as exc:
-        _fail(exc)
-
-
-def _say(text: str) -> None:
-    Console().print(text, highlight=False, markup=False)
 
 
 def secure_cookies(host: str, *, tls: bool, proxies: list[str], insecure_http: bool) -> bool:
@@ -142,14 +130,14 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
             min=1, help="Megabytes a token holder may upload to one case")] = 50,
     ) -> None:
         """The campaign dashboard and victim portal."""
-        import uvicorn
-
-        from exhunt.web.app import PortalSettings, create_app
-
-        settings = PortalSettings(contact, timedelta(days=token_grace_days), case_reports,
-                                  case_mb * 1024 * 1024)
         proxies = trusted_proxy or []
-        try:
+        with failures():
+            import uvicorn
+
+            from exhunt.web.app import PortalSettings, create_app
+
+            settings = PortalSettings(contact, timedelta(days=token_grace_days), case_reports,
+                                      case_mb * 1024 * 1024)
             secure = secure_cookies(host, tls=tls_cert is not None, proxies=proxies,
                                     insecure_http=insecure_http)
             if (tls_cert is None) != (tls_key is None):
@@ -158,8 +146,6 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
                                  settings=settings)
             if fleet_summary is not None:
                 _load_fleet_summary(db, fleet_summary)
-        except ExhuntError as exc:
-            _fail(exc)
         uvicorn.run(web_app, host=host, port=port, log_level="warning",
                     proxy_headers=False, server_header=False,
                     ssl_certfile=str(tls_cert) if tls_cert else None,
@@ -175,7 +161,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         from exhunt.web.security import add_user
 
         _store_password(db, username, password_env, add_user)
-        _say(f"coordinator {username} ready")
+        say(f"coordinator {username} ready")
 
     @users_app.command("passwd")
     def users_passwd(
@@ -187,7 +173,7 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         from exhunt.web.security import set_password
 
         _store_password(db, username, password_env, set_password)
-        _say(f"coordinator {username}: new password; their sessions are ended")
+        say(f"coordinator {username}: new password; their sessions are ended")
 
     @users_app.command("remove")
     def users_remove(
@@ -195,33 +181,29 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Delete a coordinator account; its sessions end at once."""
-        from exhunt.web.security import remove_user
+        with failures():
+            from exhunt.web.security import remove_user
 
-        try:
             with _web_store(db).transaction() as session:
                 ended = remove_user(session, username)
-        except ExhuntError as exc:
-            _fail(exc)
-            return
-        _say(f"coordinator {username} removed; {ended} sessions ended")
+        say(f"coordinator {username} removed; {ended} sessions ended")
 
     @users_app.command("list")
     def users_list(db: DbOption = None) -> None:
         """The coordinator accounts, when each was made, and their sessions open now."""
-        from exhunt.web.security import list_users
+        from rich.table import Table
 
-        try:
+        with failures():
+            from exhunt.web.security import list_users
+
             with _web_store(db).session() as session:
                 users = list_users(session)
-        except ExhuntError as exc:
-            _fail(exc)
-            return
         table = Table(title=f"{len(users)} coordinators")
         for column in ("user", "created (UTC)", "open sessions"):
             table.add_column(column)
         for name, created, sessions in users:
             table.add_row(name, created.isoformat(timespec="seconds"), str(sessions))
-        Console(highlight=False).print(table, markup=False)
+        table_console().print(table)
 
     @users_app.command("token")
     def users_token(
@@ -238,6 +220,25 @@ def case_token_cmd(reference: str, db: str | None = None, *, rotate: bool = Fals
     token; the old one and its portal sessions end; the next notice round carries the new
     one), revoke it, or set its expiry (YYYY-MM-DD, UTC; 'default' = some weeks after the
     case is resolved)."""
+    with failures():
+        if rotate and revoke:
+            raise UsageError("give --rotate or --revoke, not both")
+        token, state = _case_token(reference, db, rotate=rotate, revoke=revoke, expires=expires)
+    if token is None:
+        say(f"{reference}: token revoked; it opens nothing until --rotate")
+        return
+    typer.echo(token)
+    if state is not None:  # the operator sees it before mailing a token that opens nothing
+        say(f"note: this token is {state} (--rotate makes a new one; --expires sets another "
+            "date)", err=True)
+
+
+def _case_token(reference: str, db: str | None, *, rotate: bool, revoke: bool,
+                expires: str | None) -> tuple[str | None, str | None]:
+    """The case's token (None once revoked) and why it would be refused, if it would be."""
+    from sqlalchemy import select
+
+    from exhunt.store.models import Case
     from exhunt.web.security import (
         DEFAULT_TOKEN_GRACE,
         check_token,
@@ -247,29 +248,17 @@ def case_token_cmd(reference: str, db: str | None = None, *, rotate: bool = Fals
         set_token_expiry,
     )
 
-    if rotate and revoke:
-        _fail(UsageError("give --rotate or --revoke, not both"))
-    try:
-        with _web_store(db).transaction() as session:
-            if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
-                raise UsageError(f"no case {reference!r}")
-            if expires is not None:
-                set_token_expiry(session, reference, _expiry(expires))
-            if revoke:
-                revoke_token(session, reference)
-                _say(f"{reference}: token revoked; it opens nothing until --rotate")
-                return
-            token = rotate_token(session, reference) if rotate else current_token(session,
-                                                                                  reference)
-            state = check_token(session, token, DEFAULT_TOKEN_GRACE).refusal
-    except ExhuntError as exc:
-        _fail(exc)
-        return
-    typer.echo(token)
-    if state is not None:  # the operator sees it before mailing a token that opens nothing
-        Console(stderr=True).print(f"note: this token is {state} (--rotate makes a new one; "
-                                   "--expires sets another date)", markup=False,
-                                   highlight=False)
+    with _web_store(db).transaction() as session:
+        if session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+            raise UsageError(f"no case {reference!r}")
+        if expires is not None:
+            set_token_expiry(session, reference, _expiry(expires))
+        if revoke:
+            revoke_token(session, reference)
+            return None, None
+        token = rotate_token(session, reference) if rotate else current_token(session,
+                                                                              reference)
+        return token, check_token(session, token, DEFAULT_TOKEN_GRACE).refusal
 
 
 def _expiry(text: str) -> datetime | None:

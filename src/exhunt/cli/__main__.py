@@ -1,0 +1,5 @@
+"""`python -m exhunt.cli`: the same as the `exhunt` command."""
+
+from exhunt.cli import main
+
+main()

@@ -11,7 +11,7 @@ from exhunt.hunt.report import report_json
 from exhunt.model import Finding, Severity, Stage, Verdict
 from helpers.webshell_samples import EXCHANGE, Builder
 
-# Shape of the APTSimulator lab line quoted in hunting.md b4 (addresses from documentation ranges).
+# Shape of the NextronSystems/APTSimulator lab line toolset/hafnium-dummy.log (addresses from documentation ranges).
 PS_OK = ("2021-08-23 09:13:18 10.0.0.1 POST /autodiscover/autodiscover.json "
          "@evil.example/powershell/?&Email=autodiscover/autodiscover.json%3F@evil.example"
          "&X-Rps-CAT=VgEAVAdXaW5kb3dz 443 - 198.51.100.60 Python+PSRP+Client - 200 0 0 55")

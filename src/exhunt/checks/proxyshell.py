@@ -41,7 +41,7 @@ _PATH_ARG = re.compile(
 
 
 def full_url(record: LogRecord) -> str:
-    """Stem and query joined, decoded, lower case: rules match on both (hunting.md b4)."""
+    """Stem and query joined, decoded, lower case: rules match on both (SigmaHQ/sigma PR #471)."""
     if record.kind is RecordKind.IIS:
         stem, query = record.get("cs-uri-stem"), record.get("cs-uri-query")
     else:

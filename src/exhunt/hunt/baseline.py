@@ -6,7 +6,8 @@ CompareExchangeHashes did with Microsoft's per-build lists before it was withdra
 
 File format (CSV, one row per file): `sha256,build,relative path`, lines starting with `#`
 are comments. The rows of CompareExchangeHashes' `baseline_<build>.csv` files have the same
-three columns (`SHA256,build,\\relative\\path`, reference hunting.md (d) #11), so those load too.
+three columns (`SHA256,build,\\relative\\path`; microsoft/CSS-Exchange
+`Security/src/Baselines/`, in git history only), so those load too.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ import pyarrow as pa
 from exhunt.store.lake import ObservationLake
 
 # Share of the servers vulnerable at patch release still unpatched on day N (day 0 = 2021-03-02).
-# source: reference/scanning.md section 3 - Microsoft/RiskIQ "nearly 400,000" (Mar 2), "a bit
+# source: Microsoft/RiskIQ figures as quoted by securityaffairs.com/115896 (2021-03-24): "nearly
+# 400,000" (Mar 2), "a bit
 # more than 100,000" (Mar 9), "about 82,000" (Mar 14), ~30,000 / "92% patched or mitigated"
-# (Mar 22); DIVD's long tail of never-patchers (~15% of its initial count, flat into May) is
+# (Mar 22, MSRC); DIVD's long tail of never-patchers (~15% of its initial count, flat into May) is
 # modelled as a 5% floor of this population by day 30.
 UPTAKE_ANCHORS: tuple[tuple[float, float], ...] = (
     (0, 1.0), (7, 100_000 / 400_000), (12, 82_000 / 400_000), (20, 30_000 / 400_000),
@@ -31,7 +32,7 @@ UPTAKE_ANCHORS: tuple[tuple[float, float], ...] = (
 )
 NEVER_PATCHED = 0.04
 # Share with a web shell: 5,818 IPs with shells (Shadowserver/KryptosLogic, Mar 12) of
-# ~400,000 exposed. source: reference/scanning.md section 3.
+# ~400,000 exposed. source: Shadowserver blog "Special Reports - Exchange Scanning #2" (2021).
 WEBSHELL_SHARE = 5_818 / 400_000
 START = datetime(2021, 3, 2)
 # (NAICS, sector, weight): exhunt's lab mix, leaning to the victims named in 2021 reporting.

@@ -115,7 +115,7 @@ class Site:
 
     @property
     def asset_version(self) -> str:
-        """'15.1.2176': the folder of OWA's static files (reference scanning.md)."""
+        """'15.1.2176': the folder of OWA's static files (CSS-Exchange issue #107)."""
         return ".".join(self.build.split(".")[:3])
 
     @property

@@ -1,6 +1,7 @@
 """Read an Exchange build from what a browser is shown. Pure functions, no I/O.
 
-Three places carry a version (reference/scanning.md section 1):
+Three places carry a version (righel/ms-exchange-version-nse, Metasploit's exchange mixin,
+CSS-Exchange issue #107):
 - the ``X-OWA-Version`` header: full 4-part build (any case of the name);
 - the ECP export-tool ClickOnce manifest: 4-part ``assemblyIdentity version``;
 - asset paths on the OWA logon page: ``/owa/auth/15.1.2176/themes/...`` (CU only on 2013+)
@@ -34,7 +35,7 @@ _ATTR = re.compile(r"""\b([\w:.-]{1,64})\s*=\s*(?:"([^"]{0,200})"|'([^']{0,200})
 _FOUR_PART = re.compile(r"^1[45]\.\d{1,2}\.\d{1,5}\.\d{1,5}$")
 
 # Marks that only Exchange's OWA shows (mgeeky exchangeRecon.py verifyExchange, Metasploit
-# exchange mixin, nuclei ms-exchange-server.yaml; see reference/scanning.md 1.1).
+# exchange mixin, nuclei ms-exchange-server.yaml).
 _STRONG_BODY_MARKS = (
     "<!-- owapage = asp.auth_logon_aspx -->",
     "{57a118c6-2da9-419d-be9a-f92b0f9a418b}",

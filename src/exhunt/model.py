@@ -83,6 +83,17 @@ HOST_STATE_OF_VERDICT: dict[Verdict, HostState] = {
 }
 
 
+class Tlp(StrEnum):
+    """Traffic Light Protocol levels an export can be marked with: FIRST TLP 2.0's four, and
+    WHITE, TLP 1.0's name for CLEAR."""
+
+    CLEAR = "clear"
+    WHITE = "white"
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
 class RecordKind(StrEnum):
     """What a record was read from; checks name the kinds they read."""
 

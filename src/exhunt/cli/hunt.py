@@ -8,7 +8,6 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +24,7 @@ from exhunt.cli.common import (
     wanted,
 )
 from exhunt.errors import InputError, UsageError
+from exhunt.model import Tlp
 
 if TYPE_CHECKING:  # the modules themselves load with the command that needs them
     from exhunt.collect.base import Artifact, Collection
@@ -36,14 +36,6 @@ HUNT_FORMATS = (Format.TEXT, Format.JSON, Format.HTML, Format.STIX, Format.MISP,
 LIST_FORMATS = (Format.TEXT, Format.JSON)
 PathArgument = Annotated[str, typer.Argument(
     help="Exchange install root, triage copy (C:\\ copy, KAPE, Velociraptor) or .zip")]
-
-
-class Tlp(StrEnum):
-    CLEAR = "clear"
-    WHITE = "white"
-    GREEN = "green"
-    AMBER = "amber"
-    RED = "red"
 
 
 def register(app: typer.Typer, lab: typer.Typer) -> None:

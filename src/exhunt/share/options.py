@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TLP_NAMES = ("clear", "white", "green", "amber", "red")
+from exhunt.model import Tlp
+
+TLP_NAMES = tuple(level.value for level in Tlp)
 DEFAULT_PRODUCER = "exhunt"
 
 
@@ -14,5 +16,5 @@ class ShareOptions:
     A hunt's own output names them; the coordinator's export does not unless asked."""
 
     producer: str = DEFAULT_PRODUCER
-    tlp: str = "amber"
+    tlp: str = Tlp.AMBER.value
     with_victims: bool = True

@@ -139,7 +139,7 @@ def test_extra_rules_reach_every_hunt_locally_and_on_dask(
 
 
 def test_the_progress_bar_is_quiet_when_piped() -> None:
-    from exhunt.terminal import server_progress
+    from exhunt.cli.common import server_progress
 
     with server_progress() as progress:  # pytest captures stderr: not a terminal
         assert progress is None
@@ -150,7 +150,7 @@ def test_the_progress_bar_counts_servers_on_a_terminal(lab_copies: list[LabCopy]
 
     from rich.console import Console
 
-    from exhunt.terminal import server_progress
+    from exhunt.cli.common import server_progress
 
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=100)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from exhunt.hunt.engine import Progress as ProgressSink
+    from exhunt.hunt.fleet_work import FleetProgress
 
 EXIT_USAGE = 2  # the command line or its inputs cannot be used as given
 EXIT_UNREADABLE = 3  # an input could not be read (the rest was still done)
@@ -164,6 +165,37 @@ def progress_bar(label: str, quiet: bool) -> Iterator[ProgressSink | None]:
 
         yield advance
 
+
+
+@contextmanager
+def server_progress(
+    quiet: bool = False, console: Console | None = None
+) -> Iterator[FleetProgress | None]:
+    """A rich bar of servers done / total on a terminal (standard error); nothing when piped
+    or quiet. Pass the result as `hunt_many(..., progress=...)`: the engines only call back."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or Console(stderr=True)
+    if quiet or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("hunting servers"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("servers", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, advance=done, total=total)
+
+        yield advance
 
 def table_console() -> Console:
     """A console for tables of stored values: never highlighted, never read as markup

@@ -21,6 +21,7 @@ from exhunt.cli.common import (
     format_option,
     plain,
     progress_bar,
+    server_progress,
     wanted,
 )
 from exhunt.errors import InputError, UsageError
@@ -112,7 +113,7 @@ def _hunt(sources: list[str], yara: list[Path] | None, sigma: list[Path] | None,
           workers: int | None, quiet: bool) -> list[HuntReport]:
     from exhunt.hunt.engine import hunt
     from exhunt.hunt.files import FileStageSettings
-    from exhunt.hunt.fleet import hunt_many, server_progress
+    from exhunt.hunt.fleet import hunt_many
 
     files = FileStageSettings(yara_dirs=tuple(str(p) for p in yara or ()),
                               ioc_files=tuple(str(p) for p in iocs or ()),

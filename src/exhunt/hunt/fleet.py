@@ -37,7 +37,6 @@ from exhunt.hunt.verdict import EXPLOITATION_STAGES, counts
 from exhunt.hunt.waves import DISCLOSURE_WAVES, NOT_EXPLOITED, disclosure_wave, patch_day
 from exhunt.intel import indicators
 from exhunt.model import Finding, HuntReport, Verdict, iso
-from exhunt.terminal import server_progress as server_progress  # the CLI's; old name kept
 
 # Stacking needs enough servers of one build to tell "rare" from "normal".
 STACK_MIN_SERVERS = 3

@@ -228,7 +228,6 @@ def build_world(workdir: Path, *, servers: int = 300, feed_servers: int = 800,
     from exhunt.web.security import (
         add_user,
         case_token,
-        create_web_tables,
         server_secret,
     )
 
@@ -236,7 +235,6 @@ def build_world(workdir: Path, *, servers: int = 300, feed_servers: int = 800,
     timings = DemoTimings()
     url = f"sqlite:///{workdir / 'demo.db'}"
     store = Store(url)
-    create_web_tables(store.engine)
     ingestor = Ingestor(store)
     try:
         today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0,

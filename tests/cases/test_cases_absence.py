@@ -184,14 +184,13 @@ def test_dashboard_and_portal_show_absence(db_url: str, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from exhunt.web.app import create_app
-    from exhunt.web.security import add_user, create_web_tables
+    from exhunt.web.security import add_user
     from helpers.webworld import COORDINATOR, login_coordinator
 
     days = write_campaign(tmp_path)
     run("contacts", "import", str(tmp_path / "contacts.csv"), "--db", db_url)
     run("ingest", *map(str, days), "--db", db_url)
     store = Store(db_url)
-    create_web_tables(store.engine)
     with store.transaction() as s:
         add_user(s, *COORDINATOR)
         refs = dict(s.execute(select(Organisation.name, Case.reference)

@@ -22,7 +22,7 @@ from exhunt.store.models import (
     Organisation,
 )
 from exhunt.web.queries import save_fleet_summary
-from exhunt.web.security import add_user, case_token, create_web_tables, server_secret
+from exhunt.web.security import add_user, case_token, server_secret
 
 SCRIPT = '<script>alert("feed")</script>'
 IMG = '<img src=x onerror=alert(1)>'
@@ -60,7 +60,6 @@ def _host(session: Any, org: Organisation, ip: str, name: str, states: list[str]
 
 def build_world(url: str) -> World:
     store = Store(url)
-    create_web_tables(store.engine)
     with store.transaction() as session:
         org_a = Organisation(name=f"Org A {SCRIPT}", country="NL", sector="health")
         org_b = Organisation(name="Org B", country="DE", sector="energy")

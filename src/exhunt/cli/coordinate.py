@@ -41,9 +41,8 @@ def _portal(store: Store, url: str | None) -> Portal | None:
     if url is None:
         return None
     from exhunt.cases.notify import Portal
-    from exhunt.web.security import case_token, create_web_tables, server_secret, token_generations
+    from exhunt.web.security import case_token, server_secret, token_generations
 
-    create_web_tables(store.engine)
     with store.transaction() as session:
         secret = server_secret(session)
         generations = token_generations(session)  # after a rotation, notices carry the new one

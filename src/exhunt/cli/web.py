@@ -65,11 +65,8 @@ def _read_password(password_env: str | None) -> str:
 
 def _web_store(db: str | None) -> Store:
     from exhunt.store.db import Store
-    from exhunt.web.security import create_web_tables
 
-    store = Store(db)
-    create_web_tables(store.engine)
-    return store
+    return Store(db)
 
 
 def _store_password(db: str | None, username: str, password_env: str | None,

@@ -288,3 +288,48 @@ class Setting(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# The portal's own tables (web/security.py, web/queries.py), made by 0006_i16_web.
+
+
+class WebUser(Base):
+    """A coordinator account of the portal (argon2id hash, web/security.py)."""
+
+    __tablename__ = "web_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser: a coordinator's or a victim's (opened by a case token)."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    kind: Mapped[str] = mapped_column(String(16))  # coordinator | victim
+    subject: Mapped[str] = mapped_column(String(64))  # username or case reference
+    csrf: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WebSetting(Base):
+    """A value the portal keeps (the fleet summary a responder uploaded for the dashboard)."""
+
+    __tablename__ = "web_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class WebReport(Base):
+    """A hunt report a victim uploaded, kept verbatim so a coordinator can read it."""
+
+    __tablename__ = "web_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)
+    host_ip: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(16))  # victim | coordinator
+    body: Mapped[bytes] = mapped_column(LargeBinary)

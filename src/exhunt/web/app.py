@@ -37,7 +37,7 @@ from exhunt.web.portal import SESSION_COOKIE as SESSION_COOKIE
 from exhunt.web.portal import PortalSettings as PortalSettings
 from exhunt.web.portal import principal_of as principal_of
 from exhunt.web.portal import require as require
-from exhunt.web.security import FailureLimiter, create_web_tables, trusted_networks
+from exhunt.web.security import FailureLimiter, trusted_networks
 from exhunt.web.uploads import UploadResult as UploadResult
 from exhunt.web.uploads import accept_report as accept_report
 from exhunt.web.uploads import choose_host as choose_host
@@ -98,7 +98,6 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
     """The dashboard over the store at `db_url` (SQLite path or URL, PostgreSQL URL).
     `trusted_proxies`: CIDRs of the reverse proxies whose X-Forwarded-For is believed."""
     store = Store(db_url)
-    create_web_tables(store.engine)
     web = Web(store, secure_cookies=secure_cookies, max_upload=max_upload,
               limiter=FailureLimiter(login_limit, login_window, address_limit=address_limit),
               trusted_proxies=trusted_networks(trusted_proxies), settings=settings)

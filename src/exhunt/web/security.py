@@ -1,7 +1,7 @@
 """Who may see what: coordinator accounts, sessions, victim tokens, login throttling.
 
 The web layer keeps its own small tables (`web_*`: accounts, sessions, uploaded reports)
-beside the coordination store; they are created by `create_web_tables`. Victim tokens are a
+beside the coordination store (store/models.py, made by the store's migrations). Victim tokens are a
 concept of cases (cases/tokens.py, tables made by the store's migrations); the names are
 importable here, and rotating or revoking one here also ends the portal sessions it opened.
 """
@@ -20,17 +20,11 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import (
-    DateTime,
-    Engine,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
     delete,
     func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from exhunt.cases import tokens
 from exhunt.cases.tokens import DEFAULT_TOKEN_GRACE as DEFAULT_TOKEN_GRACE
@@ -48,55 +42,13 @@ from exhunt.cases.tokens import token_expiry as token_expiry
 from exhunt.cases.tokens import token_generations as token_generations
 from exhunt.cases.tokens import token_reference as token_reference
 from exhunt.errors import UsageError
-from exhunt.store.models import utcnow
+from exhunt.store.models import WebReport as WebReport
+from exhunt.store.models import WebSession, WebUser, utcnow
+from exhunt.store.models import WebSetting as WebSetting
 
 SESSION_LIFETIME = timedelta(hours=12)
 _HASHER = PasswordHasher()  # argon2id, memory-hard, library defaults (RFC 9106 profile)
 _DUMMY_HASH = _HASHER.hash("not a password: evens out the time of unknown-user logins")
-
-
-class WebBase(DeclarativeBase):
-    pass
-
-
-class WebUser(WebBase):
-    __tablename__ = "web_users"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class WebSession(WebBase):
-    __tablename__ = "web_sessions"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
-    kind: Mapped[str] = mapped_column(String(16))  # coordinator | victim
-    subject: Mapped[str] = mapped_column(String(64))  # username or case reference
-    csrf: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class WebSetting(WebBase):
-    __tablename__ = "web_settings"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class WebReport(WebBase):
-    """A hunt report a victim uploaded, kept verbatim so a coordinator can read it."""
-
-    __tablename__ = "web_reports"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(Integer, index=True)
-    host_ip: Mapped[str] = mapped_column(String(64))
-    verdict: Mapped[str] = mapped_column(String(32))
-    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    uploaded_by: Mapped[str] = mapped_column(String(16))  # victim | coordinator
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-def create_web_tables(engine: Engine) -> None:
-    WebBase.metadata.create_all(engine)
 
 
 def _digest(value: str) -> str:

@@ -25,12 +25,14 @@ def _root() -> tuple[typer.Typer, typer.Typer]:
     import typer
 
     app = typer.Typer(
+        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
         help="Response toolkit for mass compromise of on-premises Exchange: hunt, scan, "
         "coordinate.",
         no_args_is_help=True,
         add_completion=False,
     )
     lab_app = typer.Typer(
+        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
         help="Synthetic servers, triage copies and feeds for tests, demos, benchmarks.",
         no_args_is_help=True)
     app.add_typer(lab_app, name="lab")

@@ -26,7 +26,6 @@ from exhunt.cases.feeds import (
     read_hunt_json,
     read_scan_jsonl,
     read_shadowserver,
-    sniff_kind,
 )
 from exhunt.store.models import HostState
 
@@ -127,8 +126,6 @@ def test_hunt_json_verdicts_and_address() -> None:
     assert isinstance(out[0], Sighting) and out[0].state is HostState.BACKDOOR
     assert out[0].ip == "192.0.2.8" and out[0].seen_at.day == 12
     assert isinstance(out[1], RowProblem) and "verdict" in out[1].reason
-    assert sniff_kind(orjson.dumps(report), "x.txt") == "hunt"
-    assert sniff_kind(b'{"target": "a", "verdict": "x"}\n', "x") == "scan"
 
 
 json_values = st.recursive(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from exhunt.cases.contacts import import_contacts
-from exhunt.cases.feeds import RowProblem, Sighting, literal_fields, read_shadowserver
+from exhunt.cases.feeds import RowProblem, Sighting, read_shadowserver
 from exhunt.cases.ingest import Ingestor
 from exhunt.cases.reports import EVENT, EXCHANGE, NOT_A_REPORT, SCAN, classify
 from exhunt.cases.shadowcsv import read_shadowserver_columns
@@ -166,17 +166,6 @@ def test_feed_text_is_kept_as_it_came() -> None:
     assert [r.servername for r in rows if isinstance(r, Sighting)] == [
         '""unsafe""', 'a "quoted" name']
     assert read_shadowserver_columns(data, "2021-03-09-scan_exchange.csv") is None  # row reader
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",),
-                                               blacklist_characters="\r\n\x00"),
-                        max_size=12), min_size=1, max_size=6))
-def test_literal_fields_read_well_formed_rows_as_csv_does(cells: list[str]) -> None:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(cells)
-    line = out.getvalue()
-    assert literal_fields(line) == next(csv.reader([line]))
 
 
 @settings(max_examples=200, deadline=None)

@@ -18,10 +18,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from exhunt.cases.absence import refresh_day
-from exhunt.cases.feeds import MAX_RAW_CHARS, clean_text
 from exhunt.cases.filework import HostRow, update_moved_hosts
 from exhunt.cases.owners import EVENT_COLUMNS, Attributor, CaseBook
 from exhunt.errors import InputError
+from exhunt.readers.feeds import MAX_RAW_CHARS, clean_text
 from exhunt.store.bulk import bulk_insert, bulk_update, core, fetch_rows
 from exhunt.store.db import Store
 from exhunt.store.models import Contact, Event, Host, Network, Organisation, Reject, utcnow

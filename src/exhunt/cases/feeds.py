@@ -1,6 +1,8 @@
-"""Readers for the evidence the coordinator takes in: Shadowserver scan_exchange CSV,
-exhunt scan JSONL and exhunt hunt JSON. Each yields a Sighting per usable row and a RowProblem
-(with the reason) per unusable one; they know formats and decide nothing about cases.
+"""What the coordinator makes of each feed row: a Sighting (one thing seen about one host, with
+the host state the row means) or a RowProblem (with the reason). Shadowserver scan_exchange CSV,
+exhunt scan JSONL and exhunt hunt JSON are read as formats by readers/feeds.py; the rules here
+say which row means which host state and which row is no evidence at all, and decide nothing
+about cases.
 
 Formats: docs/contracts.md; Shadowserver columns from
 The-Shadowserver-Foundation/report_schema reports.json (2026-03-24) and the 2021 IntelMQ
@@ -9,10 +11,6 @@ fixture (reference/scanning.md section 4).
 
 from __future__ import annotations
 
-import csv
-import io
-import ipaddress
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,11 +31,21 @@ from exhunt.cases.reports import (
 )
 from exhunt.contract import ContractError
 from exhunt.model import HOST_STATE_OF_VERDICT, HuntReport
-from exhunt.readers.base import MAX_LINE_BYTES
+from exhunt.readers.feeds import (
+    MAX_FIELD_CHARS,
+    MAX_RAW_CHARS,
+    clean_text,
+    csv_records,
+    json_lines,
+    normalise_header,
+    optional_text,
+    parse_asn,
+    parse_ip,
+    parse_port,
+    parse_time,
+    target_name,
+)
 from exhunt.store.models import HostState
-
-MAX_FIELD_CHARS = 2000  # feed text kept per field; the rest is cut, marked, and still stored
-MAX_RAW_CHARS = 4000
 
 # Shadowserver tag text -> what it says about the host (IntelMQ's scan_exchange_* functions
 # match 'webshell' anywhere in the tag since 2023-11-16; reference/scanning.md 4.3).
@@ -78,69 +86,6 @@ class RowProblem:
 Row = Sighting | RowProblem
 
 
-def clean_text(value: object, limit: int = MAX_FIELD_CHARS) -> str:
-    """Feed text as storable data: NUL (which PostgreSQL refuses) made visible, length bounded."""
-    text = value if isinstance(value, str) else str(value)
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    if len(text) > limit:
-        text = text[:limit] + f"...[{len(text) - limit} more chars cut]"
-    return text
-
-
-def optional_text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = clean_text(value).strip()
-    return text or None
-
-
-def parse_ip(value: object) -> str:
-    """The canonical text of an IPv4/IPv6 address; ValueError names what was given."""
-    if not isinstance(value, str):
-        raise ValueError(f"address is not text: {clean_text(repr(value), 80)}")
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise ValueError(f"not an IP address: {clean_text(repr(value), 80)}") from None
-
-
-def parse_time(value: object) -> datetime:
-    """ISO-8601 or Shadowserver's 'YYYY-MM-DD HH:MM:SS' (UTC) to naive UTC."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("no timestamp")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"bad timestamp: {clean_text(repr(value), 80)}") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def parse_port(value: object) -> int | None:
-    try:
-        port = int(str(value).strip())
-    except ValueError:
-        return None
-    return port if 0 < port < 65536 else None
-
-
-def parse_asn(value: object) -> int | None:
-    text = str(value).strip().upper().removeprefix("AS")
-    if not text.isdigit() or len(text) > 10:
-        return None
-    number = int(text)
-    return number if 0 < number < 2**32 else None
-
-
-def bounded_lines(data: bytes) -> Iterator[str]:
-    """Decoded lines, each cut at MAX_LINE_BYTES so one huge line cannot exhaust memory twice."""
-    for raw in io.BytesIO(data):
-        piece = raw[:MAX_LINE_BYTES] if len(raw) > MAX_LINE_BYTES else raw
-        yield piece.decode("utf-8", errors="replace").replace("\x00", "\\x00")
-
-
 # --- Shadowserver -------------------------------------------------------------------------
 
 
@@ -167,90 +112,25 @@ def shadowserver_report(name: str) -> str:
     return report if report is not None and family_of(report) == EXCHANGE else "scan_exchange"
 
 
-def normalise_header(name: str) -> str:
-    """A header cell as the readers match it (a UTF-8 byte-order mark is not part of it)."""
-    return name.replace("\ufeff", "").strip().strip('"').lower()
-
-
-def csv_header(data: bytes) -> list[str]:
-    """The normalised header of a CSV ([] when its first line is not one)."""
-    first = next(bounded_lines(data[:MAX_LINE_BYTES]), "")
-    try:
-        return [normalise_header(h) for h in next(csv.reader([first.rstrip("\r\n")]), [])]
-    except csv.Error:
-        return []
-
-
 def read_shadowserver(data: bytes, name: str) -> Iterator[Row]:
     """Rows of a Shadowserver report, in any column order, extra or missing columns tolerated.
     An Exchange report (only ip and timestamp required) gives a sighting per row; any other
     scan report one per row naming Exchange; an event report none (cases/reports.py)."""
-    csv.field_size_limit(MAX_LINE_BYTES)
-    lines = _RecordedLines(bounded_lines(data))
-    reader = csv.reader(lines, strict=True)
-    try:
-        header = next(reader)
-    except (StopIteration, csv.Error):
+    records = csv_records(data)
+    if records is None:
         yield RowProblem(name, 1, "no CSV header", "")
         return
+    header, rows = records
     columns = [normalise_header(h) for h in header]
     kind = classify(columns, name)
     if kind.family == NOT_A_REPORT:
         why = f"a {kind.report}, not a report: its header has no 'ip' or 'src_ip' column"
         yield RowProblem(name, 1, why, clean_text(",".join(header)))
         return
-    while True:
-        lines.taken.clear()
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            # quotes out of place: the cells as written (a lenient reader would eat them)
-            values = literal_fields("".join(lines.taken))
-        row = report_line(kind, name, reader.line_num, columns, values)
+    for line, values in rows:
+        row = report_line(kind, name, line, columns, values)
         if row is not None:
             yield row
-
-
-class _RecordedLines:
-    """Lines handed to the csv reader, kept since the last record began."""
-
-    def __init__(self, lines: Iterator[str]) -> None:
-        self.lines = lines
-        self.taken: list[str] = []
-
-    def __iter__(self) -> _RecordedLines:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.lines)
-        self.taken.append(line)
-        return line
-
-
-_QUOTED = re.compile(r'"((?:[^"]|"")*)"(?=,|$)')
-
-
-def literal_fields(record: str) -> list[str]:
-    """A CSV record split at commas, a cell unquoted only when it is properly quoted: text
-    such as `""unsafe""` is kept as written."""
-    record = record.rstrip("\r\n")
-    fields: list[str] = []
-    pos = 0
-    while True:
-        quoted = _QUOTED.match(record, pos) if record.startswith('"', pos) else None
-        if quoted:
-            fields.append(quoted.group(1).replace('""', '"'))
-            pos = quoted.end()
-        else:
-            end = record.find(",", pos)
-            end = len(record) if end < 0 else end
-            fields.append(record[pos:end])
-            pos = end
-        if pos >= len(record):
-            return fields
-        pos += 1
 
 
 def report_line(kind: ReportKind, name: str, line: int, columns: list[str],
@@ -348,14 +228,9 @@ def scan_state(vulns: dict[str, Any]) -> tuple[HostState, list[str]]:
 
 
 def read_scan_jsonl(data: bytes, name: str) -> Iterator[Row]:
-    for number, line in enumerate(bounded_lines(data), start=1):
-        if not line.strip():
-            continue
-        raw = clean_text(line.strip(), MAX_RAW_CHARS)
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield RowProblem(name, number, f"not JSON: {exc}", raw)
+    for number, raw, record, not_json in json_lines(data):
+        if not_json is not None:
+            yield RowProblem(name, number, not_json, raw)
             continue
         yield _scan_row(record, name, number, raw)
 
@@ -389,21 +264,9 @@ def _scan_row(record: object, name: str, number: int, raw: str) -> Row:
         evidence=clean_text(evidence, MAX_FIELD_CHARS * 2),
         line=number,
         port=parse_port(record.get("port")),
-        hostname=_target_name(record.get("target")),
+        hostname=target_name(record.get("target")),
         build=build,
     )
-
-
-def _target_name(target: object) -> str | None:
-    """The scan target when it is a name (an address or CIDR target names nothing)."""
-    text = optional_text(target)
-    if text is None:
-        return None
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
-    return None
 
 
 # --- exhunt hunt JSON ----------------------------------------------------------------------
@@ -490,24 +353,6 @@ def _hunt_evidence(report: dict[str, Any], verdict: str) -> str:
 
 
 # --- dispatch ------------------------------------------------------------------------------
-
-
-def sniff_kind(data: bytes, name: str) -> str:
-    """shadowserver | scan | hunt, from the content first and the name second."""
-    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"["):
-        return "hunt"
-    if head.startswith(b"{"):
-        first_line = head.split(b"\n", 1)[0]
-        if b'"verdict"' in head and (b'"target"' not in first_line):
-            return "hunt"
-        return "scan"
-    lowered = name.lower()
-    if lowered.endswith(".jsonl"):
-        return "scan"
-    if lowered.endswith(".json"):
-        return "hunt"
-    return "shadowserver"
 
 
 def read_any(

@@ -24,16 +24,7 @@ from sqlalchemy.orm import Session
 
 from exhunt.cases.absence import PARTIAL_BELOW, after_file, listing_of
 from exhunt.cases.attribution import AsnSource
-from exhunt.cases.feeds import (
-    MAX_RAW_CHARS,
-    RowProblem,
-    Sighting,
-    clean_text,
-    csv_header,
-    hunt_report_row,
-    read_any,
-    sniff_kind,
-)
+from exhunt.cases.feeds import RowProblem, Sighting, hunt_report_row, read_any
 from exhunt.cases.filework import FileWork
 from exhunt.cases.owners import Attributor
 from exhunt.cases.repeats import held_hosts, settle_repeats
@@ -41,6 +32,7 @@ from exhunt.cases.reports import EVENT, EXCHANGE, NOT_A_REPORT, ReportKind, clas
 from exhunt.cases.shadowcsv import SightingColumns, read_shadowserver_columns
 from exhunt.errors import InputError
 from exhunt.readers.base import BoundedGzip
+from exhunt.readers.feeds import MAX_RAW_CHARS, clean_text, csv_header, sniff_kind
 from exhunt.store.bulk import core, gc_paused
 from exhunt.store.db import Store
 from exhunt.store.lake import ObservationLake

@@ -1,49 +1,38 @@
-"""Shadowserver scan_exchange CSV read column-wise.
+"""Shadowserver scan_exchange CSV taken as sightings, column-wise.
 
 A national CERT's daily report holds hundreds of thousands of rows; reading them one Python
-dict at a time costs more than everything the coordinator then does with them. Here pyarrow
-splits the file and every per-row rule of `feeds.read_shadowserver` runs on whole columns.
-Only rows in the plain form (canonical IPv4 address, 'YYYY-MM-DD HH:MM:SS' time, printable
-ASCII text of bounded length) are taken this way; any other row is handed to the row reader's
-own function, so both paths give the same sightings and the same rejects (a differential
-test holds them to it). A file the column reader cannot map line for line (invalid UTF-8,
-NUL bytes, blank lines, quoted line breaks, ragged rows, huge lines) is read by the row
-reader whole.
+dict at a time costs more than everything the coordinator then does with them. The file is
+split into columns by readers/shadowserver.py and every per-row rule of
+`feeds.read_shadowserver` runs here on whole columns. Only rows in the plain form (canonical
+IPv4 address, 'YYYY-MM-DD HH:MM:SS' time, printable ASCII text of bounded length) are taken
+this way; any other row is handed to the row reader's own function, so both paths give the
+same sightings and the same rejects (a differential test holds them to it). A file the column
+reader cannot map line for line is read by the row reader whole.
 """
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from exhunt.cases.feeds import (
-    MAX_FIELD_CHARS,
-    RowProblem,
-    Sighting,
-    normalise_header,
-    shadowserver_line,
-    shadowserver_report,
+from exhunt.cases.feeds import RowProblem, Sighting, shadowserver_line, shadowserver_report
+from exhunt.readers.feeds import MAX_FIELD_CHARS
+from exhunt.readers.shadowserver import (
+    DIGITS,
+    IPV4,
+    TIME_PLAIN,
+    number,
+    or_none,
+    plain_cells,
+    read_text_table,
+    written,
 )
-from exhunt.readers.base import MAX_LINE_BYTES
 from exhunt.store.models import HostState
 
-_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = rf"^{_OCTET}(\.{_OCTET}){{3}}$"  # the canonical text only: others go to the row reader
-_TIME = (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) "
-         r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$")
-# printable ASCII with no space at either end (and, checked apart, at most MAX_FIELD_CHARS):
-# the row reader's strip and cut leave such a value as it is
-_PLAIN = r"^([!-~]([ -~]*[!-~])?)?$"
-_DIGITS = r"^[0-9]{1,10}$"
-_DOUBLED_THEN_TEXT = re.compile(rb'""[^,"\r\n]')
-_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\r\n"
 EVIDENCE_COLUMNS = ("version", "servername", "url", "severity", "hostname")
 USED = ("ip", "timestamp", "tag", "port", "asn", "geo", "naics", "sector", *EVIDENCE_COLUMNS)
 MAX_EVIDENCE = MAX_FIELD_CHARS * 2
@@ -123,80 +112,10 @@ class ColumnRead:
 
 def read_shadowserver_columns(data: bytes, name: str) -> ColumnRead | None:
     """The file's rows, or None when only the row reader can map it line for line."""
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    lines = _line_count(data)
-    types = _all_text(data) if lines is not None else None
-    if lines is None or types is None or _stray_quotes(data):
+    read = read_text_table(data, required=("ip", "timestamp"))
+    if read is None:
         return None
-    try:
-        # one thread: ingest parses beside its read of the stored hosts, the longer of the two,
-        # and Arrow's pool would take the core that read needs
-        table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(
-            use_threads=False, block_size=8 << 20), convert_options=pacsv.ConvertOptions(
-            column_types=types, strings_can_be_null=False,
-            quoted_strings_can_be_null=False), parse_options=pacsv.ParseOptions(
-            newlines_in_values=False, ignore_empty_lines=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
-        return None
-    header = [normalise_header(h) for h in table.column_names]
-    if "ip" not in header or "timestamp" not in header or len(set(header)) != len(header):
-        return None
-    if table.num_rows + 1 != lines or not _lines_short(data, table):
-        return None
-    table = table.rename_columns(header)
-    printable = not data.translate(None, _PRINTABLE)
-    return _split(table, header, shadowserver_report(name), name, printable)
-
-
-def _stray_quotes(data: bytes) -> bool:
-    """Quotes the row reader keeps as written and Arrow would eat (`""unsafe""`): such a
-    file is the row reader's. (Checked only where a doubled quote occurs at all.)"""
-    return b'""' in data and _DOUBLED_THEN_TEXT.search(data) is not None
-
-
-def _line_count(data: bytes) -> int | None:
-    """Lines in the file when none is blank and line ends are one kind (else None)."""
-    if not data or b"\x00" in data:
-        return None
-    # the body without its final line end, as bounds (a report is megabytes: no copies)
-    end = len(data) - data.endswith(b"\n")
-    end -= data.endswith(b"\r", 0, end)
-    if (data.find(b"\n\n", 0, end) >= 0 or data.find(b"\n\r\n", 0, end) >= 0
-            or data.startswith((b"\n", b"\r"), 0, end)):
-        return None
-    # a lone CR ends a line for the row reader
-    if data.find(b"\r", 0, end) >= 0 and data.count(b"\r", 0, end) != data.count(b"\r\n", 0, end):
-        return None
-    return data.count(b"\n", 0, end) + 1
-
-
-def _lines_short(data: bytes, table: pa.Table) -> bool:
-    """No line longer than the row reader reads (it cuts there). Bounded from the widest cell
-    of each column (each quoted, its quotes doubled) before walking the lines themselves."""
-    if len(data) <= MAX_LINE_BYTES:
-        return True
-    widest = sum(2 * (pc.max(pc.binary_length(table.column(i))).as_py() or 0) + 3
-                 for i in range(table.num_columns))
-    if widest <= MAX_LINE_BYTES:
-        return True
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        if end - start > MAX_LINE_BYTES:
-            return False
-        start = end + 1
-    return True
-
-
-def _all_text(data: bytes) -> dict[str, pa.DataType] | None:
-    """Every header column typed as text (nothing inferred from the values)."""
-    first = data.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        names = next(csv.reader([first.decode("utf-8")]))
-    except (UnicodeDecodeError, csv.Error, StopIteration):
-        return None
-    return {n: pa.string() for n in names}
+    return _split(read.table, read.header, shadowserver_report(name), name, read.printable)
 
 
 def _split(table: pa.Table, header: list[str], report: str, name: str,
@@ -205,41 +124,24 @@ def _split(table: pa.Table, header: list[str], report: str, name: str,
         [pa.array([""] * table.num_rows, pa.string())]) for c in USED}
     seen_at = pc.strptime(text["timestamp"], format="%Y-%m-%d %H:%M:%S", unit="us",
                           error_is_null=True)
-    timed = pc.match_substring_regex(text["timestamp"], _TIME)
-    ok = pc.and_(pc.match_substring_regex(text["ip"], _IPV4), timed)
+    timed = pc.match_substring_regex(text["timestamp"], TIME_PLAIN)
+    ok = pc.and_(pc.match_substring_regex(text["ip"], IPV4), timed)
     # arrow's strptime rolls 2021-02-30 over to March: only a time whose month and day are the
     # ones written is a real one (the rest go to the row reader, which refuses them)
     stamp = pc.if_else(timed, text["timestamp"], "0000-00-00 00:00:00")
-    ok = pc.and_(ok, pc.fill_null(pc.and_(_written(stamp, 5, pc.month(seen_at)),
-                                          _written(stamp, 8, pc.day(seen_at))), False))
+    ok = pc.and_(ok, pc.fill_null(pc.and_(written(stamp, 5, pc.month(seen_at)),
+                                          written(stamp, 8, pc.day(seen_at))), False))
     for column in USED:
-        ok = pc.and_(ok, _plain(text[column], printable))
+        ok = pc.and_(ok, plain_cells(text[column], printable))
     for column in ("port", "asn"):
         value = text[column]
-        ok = pc.and_(ok, pc.or_(pc.equal(value, ""), pc.match_substring_regex(value, _DIGITS)))
+        ok = pc.and_(ok, pc.or_(pc.equal(value, ""), pc.match_substring_regex(value, DIGITS)))
     evidence = _evidence(report, text)
     ok = pc.and_(ok, pc.less_equal(pc.utf8_length(evidence), MAX_EVIDENCE))
     lines = pa.array(range(2, table.num_rows + 2), pa.int64())
     plain = pc.filter(pa.table({**text, "seen_at": seen_at, "evidence": evidence,
                                 "line": lines}), ok)
     return ColumnRead(_typed(plain), _others(table, header, report, name, ok))
-
-
-def _written(stamp: pa.ChunkedArray, start: int, value: pa.ChunkedArray) -> pa.ChunkedArray:
-    """The two digits at `start` of the time's text (digits there: checked) equal `value`."""
-    return pc.equal(pc.cast(pc.utf8_slice_codeunits(stamp, start, start + 2), pa.int64()), value)
-
-
-def _plain(value: pa.ChunkedArray, printable: bool) -> pa.ChunkedArray:
-    """Cells the row reader would keep as they are: printable ASCII with no space at either
-    end, at most MAX_FIELD_CHARS long (in a file of printable ASCII only the ends are left to
-    check)."""
-    if printable:
-        edges = pc.or_(pc.starts_with(value, " "), pc.ends_with(value, " "))
-        fine = pc.invert(edges)
-    else:
-        fine = pc.match_substring_regex(value, _PLAIN)
-    return pc.and_(fine, pc.less_equal(pc.binary_length(value), MAX_FIELD_CHARS))
 
 
 def _evidence(report: str, text: dict[str, pa.ChunkedArray]) -> pa.ChunkedArray:
@@ -259,17 +161,6 @@ def _state(tag: pa.ChunkedArray) -> pa.ChunkedArray:
                                  HostState.VULNERABLE.value, HostState.EXPOSED.value))
 
 
-def _number(text: pa.ChunkedArray, low: int, high: int) -> pa.ChunkedArray:
-    """Digits to an int when low < n < high, else null (an empty cell is null too)."""
-    numbers = pc.cast(pc.if_else(pc.equal(text, ""), None, text), pa.int64())
-    in_range = pc.and_(pc.greater(numbers, low), pc.less(numbers, high))
-    return pc.if_else(in_range, numbers, None)
-
-
-def _or_none(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.if_else(pc.equal(values, ""), None, values)
-
-
 def _typed(plain: pa.Table) -> pa.Table:
     """The plain rows as sightings: SightingColumns' names, Python's types."""
     c = plain.column
@@ -280,14 +171,14 @@ def _typed(plain: pa.Table) -> pa.Table:
         "state": _state(c("tag")),
         "evidence": c("evidence"),
         "line": c("line"),
-        "port": _number(c("port"), 0, 65536),
-        "hostname": _or_none(c("hostname")),
-        "servername": _or_none(c("servername")),
-        "build": _or_none(c("version")),
-        "asn": _number(c("asn"), 0, 2**32),
-        "country": _or_none(pc.utf8_upper(pc.utf8_slice_codeunits(c("geo"), 0, 8))),
-        "naics": _or_none(pc.utf8_slice_codeunits(c("naics"), 0, 16)),
-        "feed_sector": _or_none(pc.utf8_slice_codeunits(c("sector"), 0, 128)),
+        "port": number(c("port"), 0, 65536),
+        "hostname": or_none(c("hostname")),
+        "servername": or_none(c("servername")),
+        "build": or_none(c("version")),
+        "asn": number(c("asn"), 0, 2**32),
+        "country": or_none(pc.utf8_upper(pc.utf8_slice_codeunits(c("geo"), 0, 8))),
+        "naics": or_none(pc.utf8_slice_codeunits(c("naics"), 0, 16)),
+        "feed_sector": or_none(pc.utf8_slice_codeunits(c("sector"), 0, 128)),
     })
 
 

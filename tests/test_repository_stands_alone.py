@@ -13,12 +13,6 @@ from helpers.private_notes import private_notes_named
 ROOT = Path(__file__).resolve().parents[1]
 SCOPE = ("src", "docs", "bench", "tests", "README.md", "Makefile")
 
-# Files another branch of this session owns (issue16d moves them); the lead fixes them at merge.
-# The test fails as soon as such a file is gone or cites no note, so this list cannot go stale.
-OWNED_ELSEWHERE = {
-    "src/exhunt/cases/feeds.py",
-    "src/exhunt/readers/exchange.py",
-}
 
 
 def _tracked_files() -> list[str]:
@@ -43,5 +37,4 @@ def test_no_tracked_file_cites_the_private_notes() -> None:
     tracked = _tracked_files()
     assert "src/exhunt/intel/data/exchange_builds.csv" in tracked
     citing = {name: notes for name in tracked if (notes := _citing(name))}
-    assert {n: v for n, v in citing.items() if n not in OWNED_ELSEWHERE} == {}
-    assert set(citing) >= OWNED_ELSEWHERE, "fixed elsewhere: drop from OWNED_ELSEWHERE"
+    assert citing == {}

@@ -6,7 +6,8 @@ about cases.
 
 Formats: docs/contracts.md; Shadowserver columns from
 The-Shadowserver-Foundation/report_schema reports.json (2026-03-24) and the 2021 IntelMQ
-fixture (reference/scanning.md section 4).
+fixture (certtools/intelmq `intelmq/tests/bots/parsers/shadowserver/testdata/scan_exchange.csv`,
+PR #1970, removed in 473f6a64c).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from exhunt.readers.feeds import (
 from exhunt.store.models import HostState
 
 # Shadowserver tag text -> what it says about the host (IntelMQ's scan_exchange_* functions
-# match 'webshell' anywhere in the tag since 2023-11-16; reference/scanning.md 4.3).
+# match 'webshell' anywhere in the tag since 2023-11-16;
+# certtools/intelmq commit ac0447189).
 WEBSHELL_MARK = "webshell"
 CVE_MARK = "cve-"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 # Columns of the PowerShell proxy's Rps_Http log, for files that carry no #Fields line
-# (header list of CrowdStrike OWASSRF Rps_Http-IOC.ps1, as quoted in reference/hunting.md).
+# (header list of CrowdStrike/OWASSRF `Rps_Http-IOC.ps1`).
 RPS_HTTP_FIELDS = (
     "DateTime", "StartTime", "RequestId", "MajorVersion", "MinorVersion", "BuildVersion",
     "RevisionVersion", "ClientRequestId", "UrlHost", "UrlStem", "AuthenticationType",

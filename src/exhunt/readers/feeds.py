@@ -5,7 +5,8 @@ decides it.
 
 Formats: docs/contracts.md; Shadowserver columns from
 The-Shadowserver-Foundation/report_schema reports.json (2026-03-24) and the 2021 IntelMQ
-fixture (reference/scanning.md section 4).
+fixture (certtools/intelmq `intelmq/tests/bots/parsers/shadowserver/testdata/scan_exchange.csv`,
+PR #1970, removed in 473f6a64c).
 """
 
 from __future__ import annotations

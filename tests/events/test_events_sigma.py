@@ -228,7 +228,7 @@ def test_hostile_events_never_break_the_rules(fields: dict[str, str], channel: s
 def test_prefilter_literals_come_from_what_a_match_must_hold(tmp_path: Path) -> None:
     from sigma.collection import SigmaCollection
 
-    from exhunt.checks.sigma import required_literals
+    from exhunt.checks.sigma_rules import required_literals
 
     def literals(detection: str) -> set[str] | None:
         rule = SigmaCollection.from_yaml("title: t\nlogsource: {product: windows, category: "

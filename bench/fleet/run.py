@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import alternate, arguments, ratio_span, record, workdir
 
-from exhunt.hunt.fleet import fleet_summary, hunt_many
+from exhunt.hunt.fleet import fleet_summary
 from exhunt.hunt.fleet_dask import local_cluster
+from exhunt.hunt.fleet_run import hunt_many
 from exhunt.lab.triage import Scenario, TriageSpec, build_triage
 from exhunt.lab.units import parse_size
 from exhunt.model import HuntReport

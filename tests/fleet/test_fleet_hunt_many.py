@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from exhunt.hunt import fleet_work
-from exhunt.hunt.fleet import hunt_many
 from exhunt.hunt.fleet_dask import local_cluster
+from exhunt.hunt.fleet_run import hunt_many
 from exhunt.model import HuntReport, Verdict
 
 LabCopy = tuple[Path, dict[str, Any]]  # as the conftest fixtures give them
@@ -176,8 +176,8 @@ def test_a_worker_thread_hunts_after_the_main_thread_without_a_native_panic(
 ) -> None:
     """A Dask worker hunts on a thread of its own; YARA scanners are bound to the thread that
     made them, so one made by an earlier hunt on another thread must not be reused there."""
-    from exhunt.hunt.fleet import hunt_one
     from exhunt.hunt.fleet_dask import hunt_on_worker
+    from exhunt.hunt.fleet_work import hunt_one
 
     source = str(lab_copies[0][0])
     here = hunt_one(source)

@@ -24,11 +24,11 @@ from exhunt.hunt.fleet import (
     cluster_servers,
     fleet_html,
     fleet_summary,
-    hunt_many,
     rare_files,
     server_indicators,
     write_fleet_summary,
 )
+from exhunt.hunt.fleet_run import hunt_many
 from exhunt.hunt.verdict import decide
 from exhunt.model import Finding, HostInfo, HuntReport, KindCoverage, Severity, Stage
 

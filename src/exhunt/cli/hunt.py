@@ -115,7 +115,7 @@ def _hunt(sources: list[str], yara: list[Path] | None, sigma: list[Path] | None,
           workers: int | None, quiet: bool) -> list[HuntReport]:
     from exhunt.hunt.engine import hunt
     from exhunt.hunt.files import FileStageSettings
-    from exhunt.hunt.fleet import hunt_many
+    from exhunt.hunt.fleet_run import hunt_many
 
     files = FileStageSettings(yara_dirs=tuple(str(p) for p in yara or ()),
                               ioc_files=tuple(str(p) for p in iocs or ()),

@@ -1,23 +1,18 @@
-"""Many servers at once: hunt a fleet of triage copies, then compare them.
+"""A fleet's hunts compared: the figures and tables a coordinator reads over many reports.
 
-`hunt_many` hunts many copies in parallel (local processes, or a Dask cluster), one whole hunt
-per worker. `fleet_summary` / `fleet_html` answer a coordinator's questions about the results:
-the verdict of each server, which servers share infrastructure (the same hands, or a second
-group?), who was hit before the disclosure and who after, and which files are rare among
-servers of the same Exchange build (stacking).
+`fleet_summary` / `fleet_html` answer a coordinator's questions about the results of
+`hunt_many` (hunt/fleet_run.py): the verdict of each server, which servers share
+infrastructure (the same hands, or a second group?), who was hit before the disclosure and who
+after, and which files are rare among servers of the same Exchange build (stacking).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import multiprocessing
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -28,11 +23,6 @@ import jinja2
 
 from exhunt.collect import web_relative
 from exhunt.errors import UsageError
-from exhunt.hunt.files import FileStageSettings
-from exhunt.hunt.fleet_work import STOP as STOP
-from exhunt.hunt.fleet_work import FleetProgress as FleetProgress
-from exhunt.hunt.fleet_work import crashed_report as crashed_report
-from exhunt.hunt.fleet_work import hunt_one as hunt_one
 from exhunt.hunt.verdict import EXPLOITATION_STAGES, counts
 from exhunt.hunt.waves import DISCLOSURE_WAVES, NOT_EXPLOITED, disclosure_wave, patch_day
 from exhunt.intel import indicators
@@ -42,110 +32,6 @@ from exhunt.model import Finding, HuntReport, Verdict, iso
 STACK_MIN_SERVERS = 3
 # A file (path and content) on at most this share of its build's servers is rare.
 STACK_RARE_SHARE = 0.1
-
-
-# --- Many hunts in parallel --------------------------------------------------------------------
-
-
-def hunt_many(
-    sources: Sequence[str],
-    *,
-    workers: int | None = None,
-    dask_address: str | None = None,
-    progress: FleetProgress | None = None,
-    file_stage: FileStageSettings | None = None,
-) -> list[HuntReport]:
-    """Hunt every copy in `sources`; one report per source, in the order given.
-
-    Local: a process pool of `workers` (default: every core), one whole hunt per process with
-    its reading serial; `workers=1` hunts in this process. Dask: `dask_address` is a scheduler
-    (`tcp://HOST:PORT`); each copy is one task, so each copy's path must be readable, under the
-    same name, on every Dask worker (a shared or mounted folder), and exhunt must be installed
-    there (and the files named in `file_stage`, the extra rules, IOCs and baselines given to
-    every hunt). A copy that cannot be hunted (not a copy, garbage zip, empty folder, a crash
-    of its worker) gives a report with its errors; the others are hunted all the same.
-    """
-    sources = list(sources)
-    if dask_address is not None:
-        from exhunt.hunt.fleet_dask import hunt_on_dask
-
-        return hunt_on_dask(sources, dask_address, progress, file_stage)
-    count = workers or os.cpu_count() or 1
-    if count <= 1 or len(sources) <= 1:
-        return _hunt_serial(sources, progress, file_stage)
-    return _hunt_pool(sources, min(count, len(sources)), progress, file_stage)
-
-
-def _hunt_serial(
-    sources: list[str], progress: FleetProgress | None, file_stage: FileStageSettings | None
-) -> list[HuntReport]:
-    reports = []
-    for source in sources:
-        try:
-            reports.append(hunt_one(source, file_stage))
-        except STOP:
-            raise
-        except BaseException as exc:  # a bug on one copy (even a native panic) must not end
-            reports.append(crashed_report(source, repr(exc)))  # the fleet's run
-        if progress:
-            progress(1, len(sources))
-    return reports
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # Same choice as the engine: fork is cheap and needs no importable __main__.
-    return multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-
-
-def _hunt_pool(
-    sources: list[str], workers: int, progress: FleetProgress | None,
-    file_stage: FileStageSettings | None,
-) -> list[HuntReport]:
-    results: dict[int, HuntReport] = {}
-    suspects: list[int] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        futures = {pool.submit(hunt_one, src, file_stage): i for i, src in enumerate(sources)}
-        try:
-            for future in as_completed(futures):
-                i = futures[future]
-                outcome = _outcome(future, sources[i])
-                if outcome is None:
-                    suspects.append(i)  # its pool broke: hunt it again, alone
-                    continue
-                results[i] = outcome
-                if progress:
-                    progress(1, len(sources))
-        except STOP:
-            # Ctrl-C: do not hunt the thousands still queued before giving the prompt back.
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    # A worker that died (killed, out of memory) breaks the whole pool and every copy in it;
-    # hunting each of those alone finds the one that kills its worker and saves the others.
-    for i in sorted(suspects):
-        results[i] = _hunt_alone(sources[i], file_stage)
-        if progress:
-            progress(1, len(sources))
-    return [results[i] for i in range(len(sources))]
-
-
-def _outcome(future: Future[HuntReport], source: str) -> HuntReport | None:
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return None
-    except STOP:
-        raise
-    except BaseException as exc:  # a bug on one copy must not end the fleet's run
-        return crashed_report(source, repr(exc))
-
-
-def _hunt_alone(source: str, file_stage: FileStageSettings | None) -> HuntReport:
-    with ProcessPoolExecutor(max_workers=1, mp_context=_pool_context()) as pool:
-        future = pool.submit(hunt_one, source, file_stage)
-        outcome = _outcome(future, source)
-    if outcome is None:
-        return crashed_report(source, "its worker process died (killed, or out of memory?)")
-    return outcome
 
 
 # --- Indicators of each server ------------------------------------------------------------------

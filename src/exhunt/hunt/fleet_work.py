@@ -1,7 +1,7 @@
 """The unit of work of a fleet run: one whole hunt of one copy, as every worker runs it (a
 local process or a Dask worker), and the report of a copy whose hunt did not finish.
 
-Both runners (hunt/fleet.py's process pool, hunt/fleet_dask.py's cluster) import it; it
+Both runners (hunt/fleet_run.py's process pool, hunt/fleet_dask.py's cluster) import it; it
 imports neither, so the two runners never import each other.
 """
 

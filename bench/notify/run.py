@@ -30,7 +30,10 @@ from harness import alternate, arguments, ratio_span, record, workdir
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.handover import HandoverJournal
 from exhunt.cases.ingest import Ingestor
-from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
+from exhunt.cases.notify.plan import plan_round
+from exhunt.cases.notify.render import Renderer
+from exhunt.cases.notify.send import Sender
+from exhunt.cases.notify.smtp import SmtpTarget
 from exhunt.store.db import Store
 from exhunt.store.models import Message
 

@@ -215,7 +215,10 @@ def build_world(workdir: Path, *, servers: int = 300, feed_servers: int = 800,
     """Build the demo's store in `workdir`; returns what the dashboard needs."""
     from exhunt.cases.contacts import import_contacts
     from exhunt.cases.ingest import Ingestor
-    from exhunt.cases.notify import Portal, Renderer, Sender, SmtpTarget, plan_round
+    from exhunt.cases.notify.plan import plan_round
+    from exhunt.cases.notify.render import Portal, Renderer
+    from exhunt.cases.notify.send import Sender
+    from exhunt.cases.notify.smtp import SmtpTarget
     from exhunt.hunt.engine import hunt
     from exhunt.hunt.fleet import answer, fleet_summary
     from exhunt.hunt.report import report_json

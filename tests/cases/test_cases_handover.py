@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from test_cases_notify import SENDER, loaded
 
 from exhunt.cases.handover import HandoverJournal, claim_token
-from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round, recover
+from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
+from exhunt.cases.notify.recovery import recover
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Message, MessageStatus, utcnow
 from helpers.smtp_sink import RunningSink

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 from email.message import Message
 
-from exhunt.cases.notify import NoticeHost, Portal, Renderer
+from exhunt.cases.notify.render import NoticeHost, Portal, Renderer
 from exhunt.store.models import HostState
 
 HOST = NoticeHost(ip="192.0.2.10", hostname=None, state=HostState.VULNERABLE, label="vulnerable",

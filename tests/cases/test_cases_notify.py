@@ -14,14 +14,9 @@ import sqlalchemy as sa
 
 from exhunt.cases.contacts import import_contacts
 from exhunt.cases.ingest import Ingestor
-from exhunt.cases.notify import (
-    Renderer,
-    Sender,
-    SmtpTarget,
-    parse_duration,
-    plan_round,
-    process_bounces,
-)
+from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
+from exhunt.cases.notify.bounces import process_bounces
+from exhunt.cases.notify.plan import parse_duration
 from exhunt.errors import UsageError
 from exhunt.store.db import Store
 from exhunt.store.models import Case, Message, utcnow
@@ -331,7 +326,7 @@ def test_hostile_scan_and_hunt_text_reaches_the_notice_escaped(db_url: str,
 
 
 def test_rate_limit_spaces_out_messages(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import exhunt.cases.notify as notify_module
+    import exhunt.cases.notify.send as notify_module
 
     waits: list[float] = []
     monkeypatch.setattr(notify_module.time, "sleep", waits.append)

@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 from test_cases_notify import EVERY_ADDRESS, SENDER, loaded
 
-from exhunt.cases import notify
 from exhunt.cases.handover import HandoverJournal
-from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round
+from exhunt.cases.notify import Renderer, Sender, SmtpTarget, plan_round, send
 from exhunt.store.models import Message
 from helpers.smtp_sink import RunningSink
 
@@ -61,7 +60,7 @@ def test_connection_lost_before_end_of_data_is_retried_not_counted_sent(
     retried, not counted as sent (a claim alone proves nothing once claims come first)."""
     store = loaded(db_url)
     plan_round(store, Renderer(SENDER))
-    original = notify.smtp_payload
+    original = send.smtp_payload
     broken: list[bytes] = []
 
     def drop_first(body: bytes) -> bytes:
@@ -70,7 +69,7 @@ def test_connection_lost_before_end_of_data_is_retried_not_counted_sent(
             raise ConnectionResetError("relay went away")  # while the body was being written
         return original(body)
 
-    monkeypatch.setattr(notify, "smtp_payload", drop_first)
+    monkeypatch.setattr(send, "smtp_payload", drop_first)
     with RunningSink() as sink:
         target = SmtpTarget.parse(sink.address)
         result = Sender(store, target, SENDER, journal=HandoverJournal(tmp_path / "j"),

@@ -29,7 +29,7 @@ from exhunt.cli.common import (
 from exhunt.errors import ExhuntError, UsageError
 
 if TYPE_CHECKING:
-    from exhunt.cases.notify import Portal
+    from exhunt.cases.notify.render import Portal
     from exhunt.store.db import Store
 
 LISTS = (Format.TEXT, Format.JSON)
@@ -40,7 +40,7 @@ def _portal(store: Store, url: str | None) -> Portal | None:
     """Tokens are made from a secret the portal keeps in the same database."""
     if url is None:
         return None
-    from exhunt.cases.notify import Portal
+    from exhunt.cases.notify.render import Portal
     from exhunt.web.security import case_token, server_secret, token_generations
 
     with store.transaction() as session:
@@ -298,14 +298,11 @@ def notify_command(
         from rich.progress import Progress
 
         from exhunt.cases.handover import HandoverJournal, default_journal
-        from exhunt.cases.notify import (
-            Renderer,
-            Sender,
-            SmtpTarget,
-            parse_duration,
-            plan_round,
-            process_bounces,
-        )
+        from exhunt.cases.notify.bounces import process_bounces
+        from exhunt.cases.notify.plan import parse_duration, plan_round
+        from exhunt.cases.notify.render import Renderer
+        from exhunt.cases.notify.send import Sender
+        from exhunt.cases.notify.smtp import SmtpTarget
         from exhunt.store.db import Store
 
         store = Store(db)

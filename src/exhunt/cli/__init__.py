@@ -22,17 +22,15 @@ if TYPE_CHECKING:
 def _root() -> tuple[typer.Typer, typer.Typer]:
     """The top-level app and its `lab` group, made on first use: `exhunt builds` is answered
     before typer is imported at all."""
-    import typer
+    from exhunt.cli.common import command_group
 
-    app = typer.Typer(
-        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
+    app = command_group(
         help="Response toolkit for mass compromise of on-premises Exchange: hunt, scan, "
         "coordinate.",
         no_args_is_help=True,
         add_completion=False,
     )
-    lab_app = typer.Typer(
-        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
+    lab_app = command_group(
         help="Synthetic servers, triage copies and feeds for tests, demos, benchmarks.",
         no_args_is_help=True)
     app.add_typer(lab_app, name="lab")

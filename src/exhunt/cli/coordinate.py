@@ -17,6 +17,7 @@ from exhunt.cli.common import (
     EXIT_UNREADABLE,
     DbOption,
     Format,
+    command_group,
     error,
     failures,
     format_option,
@@ -96,15 +97,12 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
 
     del lab
     app.command("ingest")(ingest_command)
-    contacts_app = typer.Typer(
-        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
-        help="The constituency list: who owns which network.")
+    contacts_app = command_group(help="The constituency list: who owns which network.")
     contacts_app.command("import")(contacts_import_command)
     app.add_typer(contacts_app, name="contacts")
-    cases_app = typer.Typer(
-        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
-        help="List cases (one per organisation) or the unattributed "
-             "queue; `exhunt cases token REF` for a case's victim token.",
+    cases_app = command_group(
+        help="List cases (one per organisation) or the unattributed queue; "
+             "`exhunt cases token REF` for a case's victim token.",
         invoke_without_command=True)
     cases_app.callback()(cases_command)
     register_case_token(cases_app)

@@ -17,6 +17,7 @@ from exhunt.cli.common import (
     EXIT_UNREADABLE,
     Format,
     QuietOption,
+    command_group,
     failures,
     format_option,
     plain,
@@ -44,10 +45,8 @@ def register(app: typer.Typer, lab: typer.Typer) -> None:
     del lab
     app.command("hunt")(hunt_command)
     app.command("artifacts")(artifacts_command)
-    baseline = typer.Typer(
-        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
-        help="Known-good hashes of a clean Exchange server's web files.",
-                           no_args_is_help=True)
+    baseline = command_group(help="Known-good hashes of a clean Exchange server's web files.",
+                             no_args_is_help=True)
     baseline.command("build")(baseline_build)
     app.add_typer(baseline, name="baseline")
 

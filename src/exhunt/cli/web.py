@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from exhunt.cli.common import DbOption, failures, say, table_console
+from exhunt.cli.common import DbOption, command_group, failures, say, table_console
 from exhunt.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -94,9 +94,7 @@ def secure_cookies(host: str, *, tls: bool, proxies: list[str], insecure_http: b
 
 
 def register(app: typer.Typer, lab: typer.Typer) -> None:
-    users_app = typer.Typer(
-        rich_markup_mode=None,  # plain help: rich's rendering costs ~150 ms
-        help="Coordinator accounts of the dashboard, victim tokens.")
+    users_app = command_group(help="Coordinator accounts of the dashboard, victim tokens.")
     app.add_typer(users_app, name="users")
 
     @app.command("serve")

@@ -5,10 +5,10 @@ tests that look for the names, do not name them themselves."""
 from __future__ import annotations
 
 PRIVATE_NOTES: tuple[str, ...] = (
-    *(name + ".md" for name in ("hunting", "scanning", "notification", "style-anchors")),
+    *(name + ".md" for name in ("hunting", "scanning", "notification", "style-anchors",
+                                "dependencies", "DESIGN")),
     "reference" + "/",
     "../" + "shared",
-    "/work/" + "shared",
 )
 
 

@@ -165,9 +165,7 @@ def _cache_key(texts: list[tuple[str, str]], where: str) -> str:
     from importlib import metadata
 
     digest = hashlib.sha256()
-    here = Path(__file__).parent
-    parts = [where, json.dumps(_SOURCES, sort_keys=True, default=str),
-             (here / "sigma.py").read_text("utf-8"), (here / "sigma_rules.py").read_text("utf-8")]
+    parts = [where, json.dumps(_SOURCES, sort_keys=True, default=str), *_compiler_code()]
     for package in ("pySigma", "pySigma-backend-sqlite"):
         try:
             parts.append(metadata.version(package))
@@ -179,6 +177,18 @@ def _cache_key(texts: list[tuple[str, str]], where: str) -> str:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _compiler_code() -> list[str]:
+    """The compiling code's own text; an install without sources (byte code only) keys on
+    the package's version instead."""
+    here = Path(__file__).parent
+    try:
+        return [(here / name).read_text("utf-8") for name in ("sigma.py", "sigma_rules.py")]
+    except OSError:
+        from importlib import metadata
+
+        return [metadata.version("exhunt")]
 
 
 def _cache_read(key: str) -> tuple[list[SigmaCheck], list[InputProblem]] | None:
